@@ -103,9 +103,11 @@ class GaussianPath:
     name: str = "path"
 
     def alpha(self, t) -> torch.Tensor:
+        """The signal scale ``alpha(t)`` (1 at ``t = 0``)."""
         raise NotImplementedError  # abstract
 
     def sigma(self, t) -> torch.Tensor:
+        """The noise scale ``sigma(t)`` (0 at ``t = 0``)."""
         raise NotImplementedError  # abstract
 
     def dalpha(self, t) -> torch.Tensor:
