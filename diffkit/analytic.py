@@ -256,6 +256,26 @@ class Gaussian(_Components):
         return dict(prior=prior, diffusion=diffusion, reconstruction=recon, total=total,
                     bpd=total / (self.dim * math.log(2.0)))
 
+    def denoising_error(self, m_hat: torch.Tensor, cov_hat: torch.Tensor, t, path) -> torch.Tensor:
+        """``E ||D_hat(x_t, t) - x0||^2`` for this Gaussian's data and the exact denoiser of another
+        Gaussian ``N(m_hat, cov_hat)``, in closed form (differentiable in ``m_hat``, ``cov_hat``).
+
+        ``D_hat(x) = m_hat + B (x - alpha m_hat)`` with ``B = alpha S_hat (alpha^2 S_hat + sigma^2 I)^-1``
+        is affine in ``x``, so with ``R = alpha B - I`` the error is
+        ``|R (m - m_hat)|^2 + tr(R S R^T) + sigma^2 tr(B B^T)``; it is minimal, and equal to the
+        posterior variance, exactly at ``(m_hat, S_hat) = (m, S)``. ``t``: scalar or ``[T]`` -> ``[T]``.
+        """
+        path = get(path)
+        check_time(t)
+        t = as_time(t, like=self.mean).reshape(-1)
+        a, s = path.alpha(t)[:, None, None], path.sigma(t)[:, None, None]
+        eye = torch.eye(self.dim, dtype=self.mean.dtype, device=self.mean.device)
+        b = a * cov_hat @ torch.linalg.inv(a * a * cov_hat + s * s * eye)
+        r = a * b - eye
+        bias = (r @ (self.mean - m_hat)[:, None])[..., 0]
+        spread = (r @ self.cov @ r.mT).diagonal(dim1=-2, dim2=-1).sum(-1)
+        return (bias**2).sum(-1) + spread + (s * s)[:, 0, 0] * (b * b).sum((-2, -1))
+
     def entropy(self) -> torch.Tensor:
         """Differential entropy ``E[-log p(x0)] = d/2 (1 + log 2 pi) + 1/2 log det S``."""
         return 0.5 * self.dim * (1.0 + LOG_2PI) + 0.5 * torch.log(self.evals[0]).sum()
@@ -289,6 +309,23 @@ class GaussianMixture(_Components):
         self.means, self.covs = means, 0.5 * (covs + covs.transpose(1, 2))
         super().__init__(torch.log(self.weights), means, torch.stack([p[0] for p in pairs]),
                          torch.stack([p[1] for p in pairs]))
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """The mixture's mean ``sum_k w_k m_k``."""
+        return (self.weights[:, None] * self.means).sum(0)
+
+    @property
+    def cov(self) -> torch.Tensor:
+        """The mixture's covariance (law of total covariance):
+        ``sum_k w_k (S_k + (m_k - m)(m_k - m)^T)``."""
+        centred = self.means - self.mean
+        outer = centred[:, :, None] * centred[:, None, :]
+        return (self.weights[:, None, None] * (self.covs + outer)).sum(0)
+
+    def moment_matched(self) -> Gaussian:
+        """The Gaussian with the mixture's mean and covariance."""
+        return Gaussian(self.mean, self.cov)
 
     @property
     def components(self) -> list[Gaussian]:

@@ -42,6 +42,7 @@ __all__ = [
     "expand",
     "as_time",
     "check_time",
+    "retime",
 ]
 
 NAMES = ("vp-linear", "vp-cosine", "ve", "edm", "linear")
@@ -361,6 +362,16 @@ def get(name: str | GaussianPath, **kwargs) -> GaussianPath:
     if name not in _FACTORIES:
         raise ValueError(f"path must be one of {', '.join(NAMES)}; got {name!r}")
     return _FACTORIES[name](**kwargs)
+
+
+def retime(src, dst, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-time path ``src`` at ``t`` as path ``dst``: the time ``t'`` at which ``dst`` has the same
+    logSNR, and the scale ``c = alpha_dst(t') / alpha_src(t)`` with ``x^dst_{t'} = c x^src_t`` in law
+    (and sample by sample for the same ``x0`` and ``eps``; Kingma et al. 2021, Sec. 3)."""
+    src, dst = get(src), get(dst)
+    t = as_time(t)
+    t_dst = dst.t_from_logsnr(src.logsnr(t))
+    return t_dst, dst.alpha(t_dst) / src.alpha(t)
 
 
 def _validate_grid(ts: torch.Tensor) -> torch.Tensor:

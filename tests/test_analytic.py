@@ -184,3 +184,14 @@ def test_float32_in_float32_out():
     t = torch.tensor(0.5)
     for out in (g.denoiser("ve")(x, t), g.score(x, t, "ve"), g.velocity(x, t, "ve"), g.flow_map(x, 0.5, 0.1, "ve")):
         assert out.dtype == torch.float32
+
+
+def test_mixture_moments_match_samples_and_moment_matched_gaussian():
+    mix = random_mixture(3)
+    xs = mix.sample(400000, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(mix.mean, xs.mean(0), atol=0.02, rtol=0)
+    torch.testing.assert_close(mix.cov, torch.cov(xs.T), atol=0.06, rtol=0.02)
+    g = mix.moment_matched()
+    assert torch.equal(g.mean, mix.mean)
+    one = analytic.GaussianMixture([1.0], mix.means[:1], mix.covs[:1])
+    torch.testing.assert_close(one.cov, mix.covs[0])

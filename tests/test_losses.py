@@ -30,18 +30,6 @@ def test_flow_weight_on_linear_path_is_inverse_t_squared():
     torch.testing.assert_close(losses.weight("score", t, "linear"), ((1 - t) / t) ** 2)
 
 
-def _expected_sq_error(data, m_hat, c_hat, t, path):
-    """E ||D_hat(x_t, t) - x0||^2 in closed form for the Gaussian-family denoiser with parameters
-    (m_hat, c_hat), which is affine in x: D_hat(x) = c + B x."""
-    a, s = path.alpha(t), path.sigma(t)
-    eye = torch.eye(len(m_hat), dtype=F64)
-    b = a * c_hat @ torch.linalg.inv(a * a * c_hat + s * s * eye)
-    c = m_hat - a * b @ m_hat
-    bias = c + (a * b - eye) @ data.mean
-    r = a * b - eye
-    return bias @ bias + torch.trace(r @ data.cov @ r.T) + s * s * torch.trace(b @ b.T)
-
-
 @pytest.mark.parametrize("name", ["vp-linear", "linear"])
 def test_minimisers_of_the_three_losses_coincide(name):
     """Minimise each view's expected loss (exact in x0 and eps, Gauss-Legendre in t) over the
@@ -64,7 +52,7 @@ def test_minimisers_of_the_three_losses_coincide(name):
         def closure():
             opt.zero_grad()
             c_hat = l_hat @ l_hat.T + 1e-6 * torch.eye(2, dtype=F64)
-            loss = sum(wi * _expected_sq_error(data, m_hat, c_hat, ti, p) for wi, ti in zip(w, ts))
+            loss = (w * data.denoising_error(m_hat, c_hat, ts, p)).sum()
             loss.backward()
             return loss
 
@@ -98,3 +86,23 @@ def test_variational_loss_of_exact_denoiser_is_the_exact_elbo_diffusion_term():
 def test_unknown_view():
     with pytest.raises(ValueError, match="view must be one of"):
         losses.weight("elbo", 0.5, "ve")
+
+
+def test_denoising_error_is_the_posterior_variance_at_the_truth_and_matches_monte_carlo():
+    data = analytic.Gaussian(torch.tensor([0.5, -1.0], dtype=F64), torch.tensor([[1.0, 0.3], [0.3, 0.4]], dtype=F64))
+    p = paths.get("vp-linear")
+    t = torch.tensor([0.1, 0.5, 0.9], dtype=F64)
+    # at the truth: tr of the posterior covariance S - alpha^2 S (alpha^2 S + sigma^2 I)^-1 S
+    eye = torch.eye(2, dtype=F64)
+    post = torch.stack([data.cov - p.alpha(ti) ** 2 * data.cov @ torch.linalg.inv(p.alpha(ti) ** 2 * data.cov + p.sigma(ti) ** 2 * eye) @ data.cov for ti in t])
+    torch.testing.assert_close(data.denoising_error(data.mean, data.cov, t, p), post.diagonal(dim1=-2, dim2=-1).sum(-1))
+    # a wrong model, by Monte Carlo
+    m_hat, c_hat = torch.tensor([0.0, 0.0], dtype=F64), torch.tensor([[0.5, 0.0], [0.0, 2.0]], dtype=F64)
+    model = analytic.Gaussian(m_hat, c_hat).denoiser(p)
+    gen = torch.Generator().manual_seed(0)
+    x0 = data.sample(200000, generator=gen)
+    eps = torch.randn(x0.shape, generator=gen, dtype=F64)
+    tt = torch.tensor(0.5, dtype=F64)
+    err = ((model(p.alpha(tt) * x0 + p.sigma(tt) * eps, tt) - x0) ** 2).sum(1)
+    exact = data.denoising_error(m_hat, c_hat, tt, p)[0]
+    assert abs(float(err.mean() - exact)) < 4 * float(err.std()) / len(err) ** 0.5
