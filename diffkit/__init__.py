@@ -6,8 +6,9 @@ The front door for sampling is :func:`diffkit.sample`; the exact oracles live in
 :mod:`diffkit.analytic`, the paths in :mod:`diffkit.paths`.
 """
 
-from . import analytic, losses, paths, views
+from . import analytic, losses, paths, samplers, views
+from .samplers import sample
 
 __version__ = "0.1.0"
 
-__all__ = ["analytic", "losses", "paths", "views", "__version__"]
+__all__ = ["analytic", "losses", "paths", "samplers", "views", "sample", "__version__"]

@@ -25,7 +25,8 @@ import torch
 
 from .paths import GaussianPath, as_time, check_time, expand, get
 
-__all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd"]
+__all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
+           "affine_map"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -80,18 +81,20 @@ class _Components:
 
     # -- the component geometry at time t ----------------------------------------------------
     def _geometry(self, x, t, path, derivatives=False):
-        """Eigen-coordinates ``z [n,K,d]``, variances ``v [.,K,d]`` and the path coefficients."""
+        """Eigen-coordinates ``z [K,n,d]``, variances ``v [K,1 or n,d]`` and the path coefficients.
+
+        Components lead the layout so that every product is one batched matmul."""
         path = get(path)
         x = self._check_x(x)
         check_time(t)
         logw, means, evals, evecs = self._params(x)
         t = as_time(t, like=x)
         a, s = path.alpha(t), path.sigma(t)
-        shape = (-1, 1, 1) if t.dim() == 1 else ()
+        shape = (1, -1, 1) if t.dim() == 1 else ()
         a3, s3 = a.reshape(shape), s.reshape(shape)
-        diff = x[:, None, :] - a3 * means[None]                        # [n, K, d]
-        z = torch.einsum("nkd,kde->nke", diff, evecs)                  # eigen-coordinates
-        v = a3 * a3 * evals[None] + s3 * s3                            # [1 or n, K, d]
+        diff = x[None] - a3 * means[:, None, :]                        # [K, n, d]
+        z = torch.matmul(diff, evecs)                                  # eigen-coordinates
+        v = a3 * a3 * evals[:, None, :] + s3 * s3                      # [K, 1 or n, d]
         out = dict(z=z, v=v, a=a3, s=s3, logw=logw, means=means, evals=evals, evecs=evecs)
         if derivatives:
             out["da"] = path.dalpha(t).reshape(shape)
@@ -101,21 +104,21 @@ class _Components:
     @staticmethod
     def _component_log_prob(g):
         d = g["z"].shape[-1]
-        return -0.5 * (d * LOG_2PI + torch.log(g["v"]).sum(-1) + (g["z"] ** 2 / g["v"]).sum(-1))
+        return -0.5 * (d * LOG_2PI + torch.log(g["v"]).sum(-1) + (g["z"] ** 2 / g["v"]).sum(-1))  # [K, n]
 
     def _responsibilities(self, g):
-        return torch.softmax(g["logw"][None] + self._component_log_prob(g), dim=1)   # [n, K]
+        return torch.softmax(g["logw"][:, None] + self._component_log_prob(g), dim=0)   # [K, n]
 
     @staticmethod
     def _back(coords, evecs):
-        """``U @ coords`` for every component: ``[n,K,d]`` -> ``[n,K,d]``."""
-        return torch.einsum("nke,kde->nkd", coords, evecs)
+        """``U @ coords`` for every component: ``[K,n,d]`` -> ``[K,n,d]``."""
+        return torch.matmul(coords, evecs.transpose(1, 2))
 
     def _mix(self, g, per_component):
-        if per_component.shape[1] == 1:
-            return per_component[:, 0]
+        if per_component.shape[0] == 1:
+            return per_component[0]
         r = self._responsibilities(g)
-        return (r[..., None] * per_component).sum(1)
+        return (r[..., None] * per_component).sum(0)
 
     # -- public oracle quantities ------------------------------------------------------------
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,7 +128,7 @@ class _Components:
     def marginal_log_prob(self, x: torch.Tensor, t, path) -> torch.Tensor:
         """Exact ``log p_t(x)`` of the marginal at time ``t`` on ``path``: ``[n]``."""
         g = self._geometry(x, t, path)
-        return torch.logsumexp(g["logw"][None] + self._component_log_prob(g), dim=1)
+        return torch.logsumexp(g["logw"][:, None] + self._component_log_prob(g), dim=0)
 
     def score(self, x: torch.Tensor, t, path) -> torch.Tensor:
         """Exact score ``grad_x log p_t(x)`` of the marginal at time ``t``."""
@@ -135,8 +138,8 @@ class _Components:
     def denoise(self, x: torch.Tensor, t, path) -> torch.Tensor:
         """Exact denoiser ``E[x0 | x_t = x]`` (Tweedie's formula, closed form)."""
         g = self._geometry(x, t, path)
-        coords = g["a"] * g["evals"][None] * g["z"] / g["v"]
-        return self._mix(g, g["means"][None] + self._back(coords, g["evecs"]))
+        coords = g["a"] * g["evals"][:, None, :] * g["z"] / g["v"]
+        return self._mix(g, g["means"][:, None, :] + self._back(coords, g["evecs"]))
 
     def denoiser(self, path) -> "ExactDenoiser":
         """The exact denoiser on ``path`` as a callable ``D(x, t)``: the samplers' oracle."""
@@ -145,14 +148,14 @@ class _Components:
     def velocity(self, x: torch.Tensor, t, path) -> torch.Tensor:
         """Exact probability-flow (= flow-matching) velocity ``dx/dt`` at ``(x, t)``."""
         g = self._geometry(x, t, path, derivatives=True)
-        rate = (g["a"] * g["da"] * g["evals"][None] + g["s"] * g["ds"]) / g["v"]
-        return self._mix(g, g["da"] * g["means"][None] + self._back(rate * g["z"], g["evecs"]))
+        rate = (g["a"] * g["da"] * g["evals"][:, None, :] + g["s"] * g["ds"]) / g["v"]
+        return self._mix(g, g["da"] * g["means"][:, None, :] + self._back(rate * g["z"], g["evecs"]))
 
     def _sample_components(self, n, generator, which):
         logw, means, evals, evecs = self.log_weights, self.means, self.evals, self.evecs
         z = torch.randn(n, self.dim, generator=generator, dtype=means.dtype, device=means.device)
         scaled = z * evals[which].sqrt()
-        return means[which] + torch.einsum("ne,nde->nd", scaled, evecs[which])
+        return means[which] + torch.matmul(evecs[which], scaled[:, :, None])[..., 0]
 
 
 class ExactDenoiser:
@@ -209,11 +212,11 @@ class Gaussian(_Components):
         gs = self._geometry(x, s, path)
         _, means, evals, evecs = self._params(x)
         tt = as_time(t, like=x)
-        shape = (-1, 1, 1) if tt.dim() == 1 else ()
+        shape = (1, -1, 1) if tt.dim() == 1 else ()
         at, st = path.alpha(tt).reshape(shape), path.sigma(tt).reshape(shape)
-        vt = at * at * evals[None] + st * st
-        out = at * means[None] + self._back(torch.sqrt(vt / gs["v"]) * gs["z"], evecs)
-        return out[:, 0]
+        vt = at * at * evals[:, None, :] + st * st
+        out = at * means[:, None, :] + self._back(torch.sqrt(vt / gs["v"]) * gs["z"], evecs)
+        return out[0]
 
     def elbo(self, x0: torch.Tensor, path, t_min=None, t_max=1.0) -> dict[str, torch.Tensor]:
         """Exact terms of the continuous-time negative ELBO (nats, per data point ``[n]``) of the
@@ -413,3 +416,8 @@ def kl_gaussian(p, q) -> torch.Tensor:
     diff = torch.linalg.solve_triangular(lq, (mq - mp)[:, None], upper=False)
     logdet = 2.0 * (torch.log(torch.diagonal(lq)).sum() - torch.log(torch.diagonal(lp)).sum())
     return 0.5 * ((a**2).sum() + (diff**2).sum() - d + logdet)
+
+
+# The exact law of a sampler's output (issue: samplers): it lives beside the solvers, whose runs it
+# reads, and is re-exported here with the other exact quantities.
+from .samplers.law import affine_map, sampler_law  # noqa: E402

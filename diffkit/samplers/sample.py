@@ -1,0 +1,117 @@
+"""``diffkit.sample``: the front door to every solver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .. import paths as _paths
+from ._common import memo
+from .registry import info
+
+__all__ = ["sample", "SampleResult", "make_grid", "resolve_path"]
+
+
+@dataclass
+class SampleResult:
+    """What a sampling run returns.
+
+    ``x``: the final samples (shape, dtype and device of ``x_start``); ``nfe``: the number of
+    denoiser calls; ``ts``: the grid actually used (decreasing, dtype and device of ``x_start``);
+    ``xs``: ``[len(ts), *x.shape]``, the state at each grid point (``xs[0] = x_start``,
+    ``xs[-1] = x``), and ``x0s``: ``[len(ts) - 1, *x.shape]``, the denoiser's prediction at each grid
+    point but the last, when ``return_trajectory=True`` (``x0s`` is ``None`` for ``adaptive``,
+    which does not evaluate the denoiser at the grid points).
+    """
+
+    x: torch.Tensor
+    nfe: int
+    ts: torch.Tensor
+    xs: torch.Tensor | None = None
+    x0s: torch.Tensor | None = None
+
+
+def make_grid(grid, steps, path) -> torch.Tensor:
+    """The float64 CPU grid of a run: a named grid built by :func:`diffkit.paths.grid`, or a
+    1-D decreasing tensor of ``t`` values, validated there."""
+    if isinstance(grid, torch.Tensor):
+        return _paths.grid(grid, None, path).detach().to(device="cpu", dtype=torch.float64)
+    if not isinstance(grid, str):
+        raise ValueError(f"grid must be one of {', '.join(_paths.GRIDS)} or a decreasing tensor; "
+                         f"got {type(grid).__name__}")
+    key = (grid, steps if isinstance(steps, int) and not isinstance(steps, bool) else repr(steps))
+    return memo("grid", path, _NO_GRID, key, lambda: _paths.grid(grid, steps, path))
+
+
+_NO_GRID = torch.zeros(0, dtype=torch.float64)
+
+
+_NAMED_PATHS: dict = {}
+
+
+def resolve_path(path):
+    """A path object; a name gives one shared object per name (so that the memoised coefficients
+    of :mod:`diffkit.samplers._common` are found again on the next call)."""
+    if isinstance(path, str):
+        if path not in _NAMED_PATHS:
+            _NAMED_PATHS[path] = _paths.get(path)
+        return _NAMED_PATHS[path]
+    return _paths.get(path)
+
+
+class _Counted:
+    """Wraps a denoiser and counts its calls (a python counter: no host synchronisation)."""
+
+    def __init__(self, denoiser: Callable):
+        self.denoiser, self.calls = denoiser, 0
+
+    def __call__(self, x, t):
+        self.calls += 1
+        return self.denoiser(x, t)
+
+
+def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++2m",
+           steps: int = 10, grid="logsnr", generator: torch.Generator | None = None,
+           return_trajectory: bool = False, **options) -> SampleResult:
+    """Run ``solver`` from ``x_start`` (a sample at ``ts[0]``) down the grid to ``t = 0``.
+
+    ``denoiser``: any callable ``D(x, t) -> E[x0 | x_t = x]``; it is called with ``t`` a 0-dim tensor
+    of ``x_start``'s dtype and device, never at ``t = 0`` (the step onto ``t = 0`` is the denoising
+    step ``x = D(x, t_prev)``). ``path``: a name of :data:`diffkit.paths.NAMES` or a path.
+    ``solver``: one of :func:`diffkit.samplers.available`. ``grid``: ``"uniform"``, ``"logsnr"``,
+    ``"karras"`` (with ``steps`` steps, :func:`diffkit.paths.grid`) or a decreasing 1-D tensor of
+    ``t`` values (``steps`` is then ignored). ``generator``: the only source of randomness.
+    ``options``: the solver's own (``eta``, ``churn``, ``snr``, ``rtol``, ...; see each solver), and
+    ``noise(k, x)`` to supply the ``k``-th standard normal draw of a stochastic solver.
+
+    The run is made under ``torch.no_grad()``; to differentiate through a run call the solver
+    function itself (``diffkit.samplers.get(solver)``).
+    """
+    spec = info(solver)
+    extra = set(options) - set(spec.options) - {"noise"}
+    if extra:
+        allowed = ", ".join(spec.options + ("noise",))
+        raise TypeError(f"solver {solver!r} takes the options {allowed}; got {', '.join(sorted(extra))}")
+    if not isinstance(x_start, torch.Tensor) or not x_start.is_floating_point():
+        raise TypeError("x_start must be a floating-point tensor [batch, ...]")
+    path = resolve_path(path)
+    ts = make_grid(grid, steps, path)
+    counted = _Counted(denoiser)
+    xs: list = []
+    x0s: list = []
+
+    def record(i, x, x0):
+        xs.append(x)
+        x0s.append(x0)
+
+    with torch.no_grad():
+        x = spec.fn(counted, path, x_start, ts, generator=generator,
+                    callback=record if return_trajectory else None, **options)
+    ts_out = ts.to(dtype=x_start.dtype, device=x_start.device, copy=True)
+    result = SampleResult(x=x, nfe=counted.calls, ts=ts_out)
+    if return_trajectory:
+        result.xs = torch.stack(xs + [x])
+        result.x0s = None if any(p is None for p in x0s) else torch.stack(x0s)
+    return result
