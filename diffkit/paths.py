@@ -135,7 +135,8 @@ class GaussianPath:
 
     @property
     def t_start(self) -> float:
-        """Where the named ``logsnr`` and ``karras`` grids start: 1, or where logSNR = -20."""
+        """Where the named grids start: 1, or where logSNR = -20 if logSNR(1) is below that
+        (``linear``, whose ``alpha(1) = 0`` would leave EDM's and the SDE's variables undefined)."""
         l1 = float(self.logsnr(1.0))
         if l1 >= LOGSNR_MIN:
             return 1.0
@@ -392,7 +393,8 @@ def grid(grid, steps: int | None, path: GaussianPath | str, *, dtype=torch.float
          ) -> torch.Tensor:
     """A decreasing grid of ``steps + 1`` times from the prior towards the data, ending at 0.
 
-    * ``"uniform"``: uniform in ``t`` from 1 to 0;
+    * ``"uniform"``: uniform in ``t`` from the path's start to 0 (``t_start`` is 1 on every path
+      but ``linear``, where logSNR(1) = -inf and the grids start where logSNR = -20);
     * ``"logsnr"``: ``steps`` points uniform in logSNR from the path's start to ``logsnr_max``,
       then ``t = 0`` (the step that lands on the data) (Lu et al. 2022, DPM-Solver, Sec. 3.3);
     * ``"karras"``: ``steps`` points of EDM's schedule
@@ -410,9 +412,9 @@ def grid(grid, steps: int | None, path: GaussianPath | str, *, dtype=torch.float
     if steps is None or isinstance(steps, bool) or int(steps) != steps or steps < 1:
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     steps = int(steps)
-    if grid == "uniform":
-        return torch.linspace(1.0, 0.0, steps + 1, dtype=dtype, device=device)
     t0 = path.t_start
+    if grid == "uniform":
+        return torch.linspace(t0, 0.0, steps + 1, dtype=dtype, device=device)
     hi = max(float(path.logsnr(t0)), logsnr_min)
     if not logsnr_max > hi:
         raise ValueError(f"logsnr_max must exceed the path's start logSNR {hi:.3g}; got {logsnr_max}")

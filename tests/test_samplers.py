@@ -297,3 +297,16 @@ def test_exponential_integrators_keep_the_mean_exact(path_name, solver, steps, m
     data = analytic.Gaussian(torch.tensor([m, -0.5 * m], dtype=F64), cov)
     law = sampler_law(solver, path, data, steps, "karras")
     torch.testing.assert_close(law.mean, data.mean, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("solver", ["heun", "euler-maruyama", "pc", "ddpm", "rk4"])
+def test_every_solver_is_finite_on_the_linear_path_uniform_grid(solver):
+    """alpha(1) = 0 on the linear path: named grids start at t_start < 1, where every solver's
+    variables (EDM's x / alpha, the SDE's drift) are finite."""
+    g = analytic.Gaussian(torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64))
+    p = paths.get("linear")
+    x = p.prior((8, 2), generator=torch.Generator().manual_seed(0))
+    out = sample(g.denoiser(p), p, x, solver=solver, steps=10, grid="uniform",
+                         generator=torch.Generator().manual_seed(1))
+    assert bool(torch.isfinite(out.x).all())
+    assert float(out.ts[0]) == pytest.approx(p.t_start) and p.t_start < 1.0

@@ -1,0 +1,249 @@
+"""Pictures of samplers, shared by lesson 06 and the demo hub's Samplers tab.
+
+Like :mod:`diffkit.viz`, every function draws with matplotlib's object interface (a
+``matplotlib.figure.Figure``, never ``pyplot``'s global state), takes an optional ``ax`` and
+returns the ``Figure`` it drew on.
+
+* :func:`plot_trajectories`: a fan of sampling paths in the plane, in the scaled variable
+  ``x_t / sqrt(alpha_t^2 + sigma_t^2)`` so that every path (VP, VE, EDM, rectified flow) starts at
+  unit scale and ends on the data;
+* :func:`plot_samples`: final samples over the contours of the exact data density;
+* :func:`plot_w2_vs_nfe`: exact Wasserstein-2 error against the number of function evaluations,
+  log-log, one curve per solver.
+
+And the small computations behind the last picture (they may move into the engine):
+
+* :func:`matched_gaussian`: the Gaussian with a mixture's mean and covariance;
+* :func:`exact_w2`: the exact W2 between a solver's output law and Gaussian data
+  (:func:`diffkit.samplers.sampler_law`; DESIGN.md, "The oracles");
+* :func:`w2_vs_nfe`: that error over a list of step counts, with each run's NFE;
+* :func:`fitted_order`: the least-squares slope of ``-log W2`` against ``log NFE``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from . import analytic as _analytic
+from . import paths as _paths
+from .viz import density_extent, density_grid
+
+__all__ = [
+    "SOLVER_COLORS",
+    "matched_gaussian",
+    "exact_w2",
+    "w2_vs_nfe",
+    "fitted_order",
+    "scaled_trajectories",
+    "plot_trajectories",
+    "plot_samples",
+    "plot_w2_vs_nfe",
+]
+
+#: one colour per solver name, the same in the lesson and the demo
+SOLVER_COLORS = {
+    "ddpm": "#8c564b",
+    "ddim": "#1f77b4",
+    "euler-maruyama": "#e377c2",
+    "pc": "#7f7f7f",
+    "euler": "#17becf",
+    "heun": "#ff7f0e",
+    "dpm++2m": "#2ca02c",
+    "dpm++3m": "#d62728",
+    "rk4": "#9467bd",
+    "adaptive": "#bcbd22",
+}
+
+#: solvers that inject noise in their default setting (drawn dashed)
+STOCHASTIC = ("ddpm", "euler-maruyama", "pc")
+
+
+# -- computations ------------------------------------------------------------------------------
+def matched_gaussian(dist) -> _analytic.Gaussian:
+    """The Gaussian with the same mean and covariance as ``dist`` (a Gaussian or a Gaussian
+    mixture): ``m = sum_k w_k m_k``, ``S = sum_k w_k (C_k + m_k m_k^T) - m m^T`` (law of total
+    covariance). For Gaussian data a deterministic sampler's output law is exact
+    (:func:`diffkit.samplers.sampler_law`); this is the Gaussian the demo and lesson use as a
+    stand-in for a mixture when they report an exact W2."""
+    if isinstance(dist, _analytic.Gaussian):
+        return dist
+    return dist.moment_matched()
+
+
+def exact_w2(solver: str, path, data: _analytic.Gaussian, steps: int = 10, grid="logsnr",
+             **options) -> float:
+    """Exact W2 between ``solver``'s output law and the Gaussian ``data``, both exact: the run
+    starts from the exact marginal at the grid's first time and uses ``data``'s exact denoiser
+    (:func:`diffkit.samplers.sampler_law`), so this is the pure discretisation error.
+
+    A run whose output law is degenerate (one step of a deterministic solver from ``t = 1`` on
+    the ``linear`` path lands every start on the mean) is measured from its affine map
+    (:func:`diffkit.samplers.affine_map`), since W2 needs only one positive-definite side.
+    """
+    from .samplers import affine_map, sampler_law
+
+    try:
+        law = sampler_law(solver, path, data, steps=steps, grid=grid, **options)
+        return float(_analytic.w2_gaussian(law, data))
+    except ValueError as err:
+        if "positive definite" not in str(err):
+            raise
+    A, B, b, ts = affine_map(solver, path, data, steps=steps, grid=grid, **options)
+    start = data.marginal(float(ts[0]), _paths.get(path))
+    cov = A @ start.cov @ A.T + B @ B.T
+    return float(_analytic.w2_gaussian(data, (A @ start.mean + b, 0.5 * (cov + cov.T))))
+
+
+def w2_vs_nfe(solver: str, path, data: _analytic.Gaussian, steps: Sequence[int],
+              grid="logsnr", **grid_options) -> tuple[list[int], list[float]]:
+    """``(nfe, w2)`` of ``solver`` at each step count of ``steps``: the number of denoiser calls
+    of a run (counted by :func:`diffkit.samplers.sample`) and its exact W2 to ``data``
+    (:func:`exact_w2`). ``grid`` is a grid name; ``grid_options`` go to
+    :func:`diffkit.paths.grid` (e.g. ``logsnr_max``)."""
+    from .samplers import sample
+
+    path = _paths.get(path)
+    one = torch.zeros(1, data.dim, dtype=data.mean.dtype)
+    nfes, w2s = [], []
+    for n in steps:
+        ts = _paths.grid(grid, int(n), path, **grid_options)
+        # the NFE of a fixed-grid solver does not depend on the denoiser: count it on a free one
+        nfes.append(sample(_identity, path, one, solver=solver, grid=ts,
+                           generator=torch.Generator().manual_seed(0)).nfe)
+        w2s.append(exact_w2(solver, path, data, grid=ts))
+    return nfes, w2s
+
+
+def _identity(x, t):
+    return x
+
+
+def fitted_order(nfe: Sequence[float], w2: Sequence[float]) -> float:
+    """The empirical convergence order ``p`` in ``W2 ~ C NFE^-p``: minus the least-squares slope
+    of ``log W2`` against ``log NFE`` (two points: ``log(W2_1/W2_2) / log(NFE_2/NFE_1)``)."""
+    x, y = np.log(np.asarray(nfe, dtype=float)), np.log(np.asarray(w2, dtype=float))
+    if x.size < 2:
+        raise ValueError("fitted_order needs at least two points")
+    return float(-np.polyfit(x, y, 1)[0])
+
+
+def scaled_trajectories(xs: torch.Tensor, ts: torch.Tensor, path) -> np.ndarray:
+    """``xs [T+1, n, d]`` at the times ``ts [T+1]`` divided by ``sqrt(alpha_t^2 + sigma_t^2)``
+    (1 on VP paths): every path then starts near unit scale and ends on the data."""
+    path = _paths.get(path)
+    ts = ts.detach().to(device="cpu", dtype=torch.float64)
+    scale = torch.sqrt(path.alpha(ts) ** 2 + path.sigma(ts) ** 2)
+    return (xs.detach().to(device="cpu", dtype=torch.float64) / scale[:, None, None]).numpy()
+
+
+# -- pictures ----------------------------------------------------------------------------------
+def _axes(ax, size=(4.6, 4.4), right=0.97):
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=size)
+    fig.subplots_adjust(left=0.13, right=right, bottom=0.11, top=0.91)
+    return fig, fig.subplots()
+
+
+def plot_trajectories(xs: torch.Tensor, ts: torch.Tensor, path, *, ax=None,
+                      max_paths: int = 96, data=None, title: str | None = None,
+                      cmap: str = "viridis", colorbar: bool = True) -> Figure:
+    """A fan of sampling trajectories in the plane.
+
+    ``xs [T+1, n, 2]`` are the states at the grid times ``ts [T+1]`` (``SampleResult.xs`` and
+    ``.ts``), shown scaled (:func:`scaled_trajectories`); the first ``max_paths`` are drawn as
+    lines coloured by ``t`` (yellow near the prior, purple at the data), with every end point as
+    a dot. ``data`` (optional, 2D Gaussian or mixture): its exact density as faint contours;
+    ``colorbar``: a colour bar for ``t`` beside the axes.
+    """
+    fig, ax = _axes(ax, size=(5.0, 4.4), right=0.9)
+    ys = scaled_trajectories(xs, ts, path)
+    if ys.ndim != 3 or ys.shape[-1] != 2:
+        raise ValueError(f"xs must have shape [T+1, n, 2]; got {tuple(xs.shape)}")
+    k = min(int(max_paths), ys.shape[1])
+    tt = ts.detach().to(dtype=torch.float64).cpu().numpy()
+    segs = np.stack([ys[:-1, :k], ys[1:, :k]], axis=2)           # [T, k, 2 (ends), 2]
+    colors = np.repeat(0.5 * (tt[:-1] + tt[1:]), k)
+    lines = LineCollection(segs.reshape(-1, 2, 2), array=colors, cmap=cmap, linewidths=0.8,
+                           alpha=0.7)
+    lines.set_clim(0.0, 1.0)
+    ax.add_collection(lines)
+    ax.scatter(ys[0, :k, 0], ys[0, :k, 1], s=4, color="0.6", zorder=2, label="start")
+    ax.scatter(ys[-1, :, 0], ys[-1, :, 1], s=5, color="black", zorder=3, label="end")
+    if data is not None:
+        xg, yg, dens = density_grid(data, density_extent(data), 96)
+        ax.contour(xg, yg, dens, levels=5, colors="#d62728", linewidths=0.6, alpha=0.6)
+    lo = np.minimum(ys[0, :k].min(0), ys[-1].min(0))
+    hi = np.maximum(ys[0, :k].max(0), ys[-1].max(0))
+    c, half = (lo + hi) / 2, float((hi - lo).max()) / 2 * 1.05 + 1e-9
+    ax.set_xlim(c[0] - half, c[0] + half)
+    ax.set_ylim(c[1] - half, c[1] + half)
+    ax.set_aspect("equal")
+    if colorbar:
+        cb = fig.colorbar(lines, ax=ax, fraction=0.046, pad=0.02)
+        cb.set_label("t", fontsize=9, rotation=0, labelpad=6)
+        cb.ax.tick_params(labelsize=7)
+    ax.set_title(title or r"trajectories, $x_t/\sqrt{\alpha_t^2+\sigma_t^2}$", fontsize=10)
+    ax.tick_params(labelsize=8)
+    return fig
+
+
+def plot_samples(samples: torch.Tensor, data, *, ax=None, n_grid: int = 128, extent=None,
+                 title: str | None = None) -> Figure:
+    """Final samples ``[n, 2]`` as dots over the exact density of ``data`` (a 2D Gaussian or
+    Gaussian mixture) shown as an image with contour lines."""
+    fig, ax = _axes(ax)
+    x = samples.detach().to(device="cpu", dtype=torch.float64).numpy()
+    if extent is None:
+        extent = density_extent(data, width=3.5)
+    xs, ys, dens = density_grid(data, extent, n_grid)
+    dx, dy = xs[1] - xs[0], ys[1] - ys[0]
+    box = (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
+    ax.imshow(dens, origin="lower", extent=box, cmap="Blues", aspect="equal",
+              interpolation="bilinear")
+    ax.contour(xs, ys, dens, levels=6, colors="#08306b", linewidths=0.6, alpha=0.8)
+    ax.scatter(x[:, 0], x[:, 1], s=5, color="#d62728", alpha=0.8, zorder=3)
+    ax.set_xlim(box[0], box[1])
+    ax.set_ylim(box[2], box[3])
+    ax.set_title(title or "samples (red) on the exact data density", fontsize=10)
+    ax.tick_params(labelsize=8)
+    return fig
+
+
+def plot_w2_vs_nfe(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                   highlight: str | None = None, point: tuple[float, float] | None = None,
+                   ax=None, orders: bool = True, title: str | None = None) -> Figure:
+    """Exact W2 against NFE on log-log axes: ``curves[solver] = (nfe, w2)``.
+
+    ``highlight``: the solver drawn bold (the others thin); ``point``: an ``(nfe, w2)`` marker
+    (the run being shown); ``orders``: the legend gives each curve's order measured between its
+    last two points (:func:`fitted_order`). Stochastic solvers are dashed.
+    """
+    fig, ax = _axes(ax, size=(6.4, 4.4), right=0.7)
+    for name, (nfe, w2) in curves.items():
+        nfe, w2 = np.asarray(nfe, dtype=float), np.asarray(w2, dtype=float)
+        ok = np.isfinite(w2) & (w2 > 0)
+        if not ok.any():
+            continue
+        label = name
+        if orders and ok.sum() >= 2:
+            label += f" (order {fitted_order(nfe[ok][-2:], w2[ok][-2:]):.1f})"
+        bold = highlight is None or name == highlight
+        ax.loglog(nfe[ok], w2[ok], marker="o" if bold else ".", color=SOLVER_COLORS.get(name),
+                  lw=2.2 if bold else 0.9, ms=4 if bold else 3, alpha=1.0 if bold else 0.55,
+                  ls="--" if name in STOCHASTIC else "-", label=label, zorder=3 if bold else 2)
+    if point is not None and math.isfinite(point[1]) and point[1] > 0:
+        ax.loglog([point[0]], [point[1]], marker="*", ms=14, color="black", ls="none",
+                  zorder=4, label="this run")
+    ax.set_xlabel("NFE (denoiser calls)")
+    ax.set_ylabel("exact W2 to the data")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    ax.set_title(title or "exact W2 against NFE", fontsize=10)
+    return fig

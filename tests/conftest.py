@@ -1,0 +1,80 @@
+"""Shared fixtures.
+
+``hub_url``: the demo hub served by ``python -m apps.hub --host 127.0.0.1 --port <free port>``
+(the command ``make demo`` runs) in a child process for the whole session, stopped at its end.
+Starting it is bounded by ``HUB_START_TIMEOUT`` seconds; its output goes to
+``test-artifacts/hub.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `apps` is not an installed package: import it from the checkout
+    sys.path.insert(0, str(ROOT))
+
+ARTIFACTS = ROOT / "test-artifacts"
+HUB_START_TIMEOUT = 120.0
+HUB_STOP_TIMEOUT = 15.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """``test-artifacts/`` at the repository root (git-ignored), created on demand."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def hub_url(artifacts):
+    """URL of the demo hub on 127.0.0.1, served by a child process; stopped after the session."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    log = open(artifacts / "hub.log", "w")  # closed in the finally below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "apps.hub", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        start = time.monotonic()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the hub exited with {proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(url, timeout=5.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - start > HUB_START_TIMEOUT:
+                raise RuntimeError(f"the hub did not answer on {url} within {HUB_START_TIMEOUT} s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=HUB_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=HUB_STOP_TIMEOUT)
+        log.close()

@@ -1,0 +1,129 @@
+"""Browser test: the demo hub in headless Debian chromium, driven by Playwright's Python API.
+
+Loads the hub, drags the Paths tab's t slider, checks that the exact-density plot and the exact
+values re-render for the new t, and saves a screenshot to test-artifacts/hub_paths.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from diffkit import paths
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+CHROMIUM = os.environ.get("DIFFKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _values(page) -> dict | None:
+    """The tab's "exact values at t" JSON as the page shows it (None until it parses)."""
+    text = page.locator("#paths-values").inner_text()
+    if "{" not in text:
+        return None
+    try:  # the JSON viewer puts every token on its own line
+        return json.loads("".join(text[text.index("{"):].splitlines()))
+    except json.JSONDecodeError:
+        return None
+
+
+def _wait_for_values(page, pred, timeout_s: float = TIMEOUT_MS / 1000) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        values = _values(page)
+        if values is not None and pred(values):
+            return values
+        page.wait_for_timeout(100)
+    raise AssertionError(f"values panel never matched; last: {_values(page)}")
+
+
+def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 1000) -> None:
+    """Wait until no output shows gradio's progress overlay (its ``.eta-bar``) for ``quiet_ms``:
+    a drag queues a trailing event or two after the value we waited for."""
+    deadline, quiet_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        busy = page.evaluate("() => !!document.querySelector('.eta-bar')")
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif (now - quiet_since) * 1000 >= quiet_ms:
+            page.wait_for_timeout(300)  # the overlay's fade-out
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the hub never became idle")
+
+
+def test_slider_rerenders_exact_density(browser, hub_url, artifacts):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        density = page.locator("#paths-density img")
+        density.wait_for(state="visible", timeout=TIMEOUT_MS)
+        schedule = page.locator("#paths-schedule img")
+        schedule.wait_for(state="visible", timeout=TIMEOUT_MS)
+        before = density.get_attribute("src")
+        assert before and before.startswith("data:image/webp;base64,")
+        first = _wait_for_values(page, lambda v: True)
+        assert first["t"] == 0.3 and first["path_name"] == "vp-cosine"
+
+        # drag the t slider from its start to 80 % of its track
+        track = page.locator("#paths-t input[type=range]")
+        box = track.bounding_box()
+        assert box is not None
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + 0.3 * box["width"], y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 0.8 * box["width"], y, steps=8)
+        page.mouse.up()
+        t_new = float(track.input_value())
+        assert 0.6 < t_new < 0.95
+
+        page.wait_for_function(
+            "([sel, old]) => { const i = document.querySelector(sel);"
+            " return i && i.getAttribute('src') && i.getAttribute('src') !== old; }",
+            arg=["#paths-density img", before],
+            timeout=TIMEOUT_MS,
+        )
+        # the values panel reports the new t and the closed-form alpha(t), sigma(t) of the path
+        shown = _wait_for_values(page, lambda v: abs(v["t"] - t_new) < 1e-9)
+        path = paths.get("vp-cosine")
+        assert shown["alpha"] == pytest.approx(float(path.alpha(t_new)), abs=1e-12)
+        assert shown["sigma"] == pytest.approx(float(path.sigma(t_new)), abs=1e-12)
+        assert page.locator("#paths-density img").get_attribute("src") != before
+
+        _wait_until_idle(page)
+        page.screenshot(path=str(artifacts / "hub_paths.png"), full_page=True)
+        assert not errors, errors
+    finally:
+        page.close()

@@ -1,0 +1,121 @@
+"""Browser test: the Samplers tab of the demo hub in headless Debian chromium (Playwright).
+
+Opens the Samplers tab, picks another solver and another number of steps, checks that the three
+plots re-render and that the values panel reports the new run (its NFE follows the solver's
+calls per step), and saves a screenshot to test-artifacts/hub_samplers.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from apps import hub, samplers_tab
+from diffkit import viz_samplers as vs
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+CHROMIUM = os.environ.get("DIFFKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT_MS = 30_000
+PLOTS = ("#samplers-trajectories img", "#samplers-samples img", "#samplers-w2 img")
+
+
+@pytest.fixture(scope="module")
+def page(hub_url):
+    if samplers_tab not in hub.TABS:
+        pytest.fail("apps.samplers_tab is not in apps.hub.TABS: register the Samplers tab")
+    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            pg = browser.new_page(viewport={"width": 1280, "height": 1500})
+            pg.errors = []
+            pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+            pg.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+            yield pg
+        finally:
+            browser.close()
+
+
+def _values(page) -> dict | None:
+    text = page.locator("#samplers-values").inner_text()
+    if "{" not in text:
+        return None
+    try:  # the JSON viewer puts every token on its own line
+        return json.loads("".join(text[text.index("{"):].splitlines()))
+    except json.JSONDecodeError:
+        return None
+
+
+def _wait_for_values(page, pred, timeout_s: float = TIMEOUT_MS / 1000) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        values = _values(page)
+        if values is not None and pred(values):
+            return values
+        page.wait_for_timeout(100)
+    raise AssertionError(f"values panel never matched; last: {_values(page)}")
+
+
+def _srcs(page) -> list[str]:
+    return [page.locator(sel).get_attribute("src") for sel in PLOTS]
+
+
+def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 1000) -> None:
+    """Wait until no output shows gradio's progress overlay (``.eta-bar``) for ``quiet_ms``."""
+    deadline, quiet_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        busy = page.evaluate("() => !!document.querySelector('.eta-bar')")
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif (now - quiet_since) * 1000 >= quiet_ms:
+            page.wait_for_timeout(300)
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the hub never became idle")
+
+
+def test_change_solver_and_steps_rerenders(page, artifacts):
+    page.get_by_role("tab", name=samplers_tab.TITLE).click()
+    for sel in PLOTS:
+        page.locator(sel).wait_for(state="visible", timeout=TIMEOUT_MS)
+    before = _srcs(page)
+    assert all(s and s.startswith("data:image/png;base64,") for s in before)
+    first = _wait_for_values(page, lambda v: True)
+    assert (first["solver"], first["steps"]) == (samplers_tab.DEFAULT["solver"],
+                                                  samplers_tab.DEFAULT["steps"])
+
+    # pick heun in the solver dropdown
+    page.locator("#samplers-solver input").click()
+    page.get_by_role("option", name="heun", exact=True).click()
+    _wait_for_values(page, lambda v: v["solver"] == "heun")
+
+    # type 16 into the steps box of the slider
+    box = page.locator("#samplers-steps input[type=number]")
+    box.fill("16")
+    box.press("Enter")
+    shown = _wait_for_values(page, lambda v: v["solver"] == "heun" and v["steps"] == 16)
+    assert shown["nfe"] == 2 * 16 - 1  # two calls per step, one on the last
+    gauss = vs.matched_gaussian(samplers_tab.data(samplers_tab.DEFAULT["data"]))
+    exact = vs.exact_w2("heun", samplers_tab.DEFAULT["path"], gauss, 16, samplers_tab.DEFAULT["grid"])
+    assert shown["w2_exact"] == pytest.approx(exact, rel=1e-9)  # the exact W2 the page shows
+    _wait_until_idle(page)
+    after = _srcs(page)
+    assert after[0] != before[0] and after[1] != before[1] and after[2] != before[2]
+    for sel in PLOTS:  # every plot is drawn with a real size
+        bbox = page.locator(sel).bounding_box()
+        assert bbox is not None and bbox["width"] > 200 and bbox["height"] > 150
+    page.screenshot(path=str(artifacts / "hub_samplers.png"), full_page=True)
+    assert not page.errors, page.errors
