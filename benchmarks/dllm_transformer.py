@@ -138,6 +138,31 @@ def _fmt_acc(v):
     return f"{100 * acc:.0f}% / {rounds:.1f}"
 
 
+def speed_table(device, repeats: int = 3, seed: int = 0) -> list[str]:
+    """Markdown lines: tokens per second, output and exact NLL with each cache (the part of the
+    benchmark that depends on the machine; task accuracy does not)."""
+    hnet = load_pretrained("hmm-default", device=device)
+    gls = (64, 256)
+    batch = 4 if device.type == "cpu" else 64
+    speed = cache_speed(hnet, device, gls, batch=batch, repeats=repeats, seed=seed)
+    ref = oracle_nll(gls, batch=batch, seed=seed)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    lines = [f"K/V caches (`diffkit.discrete.cache.KVCacheModel`) on {where}, checkpoint `hmm-default`, "
+             f"batch {batch}, 32-token prompt, blocks of 32, one token per round (LLaDA schedule, "
+             f"`confidence`, temperature 0), best of {repeats} runs. NLL: exact nats per generated token "
+             "under the true HMM given the prompt (in brackets: the exact oracle decoding the same way; "
+             "greedy decoding can beat it).", "",
+             "| gen length | cache | tokens/s | speed-up | NLL/token | tokens equal to no cache | query share |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    base = {r["gen_length"]: r["tok_per_s"] for r in speed if r["mode"] == "none"}
+    for r in speed:
+        lines.append(f"| {r['gen_length']} | {r['mode']} | {r['tok_per_s']:.0f} | "
+                     f"{r['tok_per_s'] / base[r['gen_length']]:.2f}x | {r['nll_per_token']:.4f} "
+                     f"({ref[r['gen_length']]:.4f}) | {100 * r['same_as_none']:.1f}% | "
+                     f"{100 * r['query_share']:.0f}% |")
+    return lines
+
+
 def run(args=None) -> str:
     """Run both benchmarks; return markdown. ``args`` may carry ``device`` ("cpu"/"cuda"),
     ``fast`` (fewer prompts) and ``seed``."""
@@ -162,11 +187,7 @@ def run(args=None) -> str:
                      + " | ".join(_fmt_acc(row[t]) for t in TASKS) + " |")
     lines.append("")
 
-    hnet = load_pretrained("hmm-default", device=device)
-    gls = (64, 256)
-    batch = 4 if device.type == "cpu" else 64
-    speed = cache_speed(hnet, device, gls, batch=batch, repeats=1 if fast else 2, seed=seed)
-    ref = oracle_nll(gls, batch=batch, seed=seed)
+    speed_lines = speed_table(device, repeats=1 if fast else 3, seed=seed)
     conf_settings = [("confidence", "confidence", {}, 1.0)]
     variants = [(mode, {}) for mode in MODES] + [("delayed", {"refresh_every": 2})]
     cache_acc = {}
@@ -175,20 +196,7 @@ def run(args=None) -> str:
         cache_acc[label] = task_accuracy(tnet, device, n, seed, cache=mode, settings=conf_settings,
                                          cache_kwargs=kw)[("confidence", 1.0)]
     mean_acc = {label: sum(v[0] for v in r.values()) / len(r) for label, r in cache_acc.items()}
-    lines += [f"K/V caches (`diffkit.discrete.cache.KVCacheModel`), checkpoint `hmm-default`, batch {batch}, "
-              "32-token prompt, blocks of 32, one token per round (LLaDA schedule, `confidence`, temperature 0). "
-              "NLL: exact nats per generated token under the true HMM given the prompt (in brackets: the "
-              "exact oracle decoding the same way; greedy decoding can beat it). Task accuracy: mean over "
-              "the six tasks with the same cache (per task below).", ""]
-    lines.append("| gen length | cache | tokens/s | speed-up | NLL/token | tokens equal to no cache "
-                 "| query share | task accuracy |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    base = {r["gen_length"]: r["tok_per_s"] for r in speed if r["mode"] == "none"}
-    for r in speed:
-        lines.append(f"| {r['gen_length']} | {r['mode']} | {r['tok_per_s']:.0f} | "
-                     f"{r['tok_per_s'] / base[r['gen_length']]:.2f}x | {r['nll_per_token']:.4f} "
-                     f"({ref[r['gen_length']]:.4f}) | {100 * r['same_as_none']:.1f}% | "
-                     f"{100 * r['query_share']:.0f}% | {100 * mean_acc[r['mode']]:.1f}% |")
+    lines += speed_lines
     lines += ["", "_query share: positions run through the network per call, relative to a full forward._", ""]
     lines += [f"Task accuracy with each cache (`tasks` checkpoint, {n} prompts per task, `confidence`, one "
               "token per round, blocks of 4):", ""]
@@ -208,10 +216,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown here")
+    parser.add_argument("--speed-only", action="store_true", help="only the K/V-cache speed table")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    md = run(args)
+    if args.speed_only:
+        md = "\n".join(speed_table(torch.device(args.device), seed=args.seed)) + "\n"
+    else:
+        md = run(args)
     print(md)
     if args.out is not None:
         args.out.write_text(md)

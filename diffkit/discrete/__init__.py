@@ -1,0 +1,55 @@
+"""Discrete (masked, absorbing-state) diffusion and diffusion-LLM decoding, measured exactly
+against oracle languages.
+
+- :mod:`.hmm`: :class:`HMMLanguage` / :class:`MarkovChain`, exact oracle languages.
+- :mod:`.tasks`: ParallelBench-style list tasks with exact answer sets and oracle models.
+- :mod:`.masking`: forward masking, the MDLM ELBO (training loss, exact value), ancestral sampling.
+- :mod:`.decode`: :func:`decode` and its strategies (LLaDA, Dream, Fast-dLLM, Prophet, draft-verify).
+- :mod:`.exact`: the exact law of a decoder's output, TV/KL to the true law, total correlation,
+  the bits-to-rounds bound, Monte-Carlo estimates.
+
+Vocabulary convention: tokens ``0 .. V-1`` are real, the mask is ``mask_id`` (``V`` by default);
+models return logits over ``max(V, mask_id + 1)`` ids and never predict the mask.
+"""
+
+from .decode import STRATEGIES, DecodeOutput, Round, decode, num_transfer_tokens, strategies
+from .exact import (
+    ExactLaw,
+    MonteCarlo,
+    bits_to_rounds,
+    entropy,
+    kl_divergence,
+    monte_carlo,
+    output_law,
+    product_law,
+    total_correlation,
+    total_variation,
+    true_law,
+)
+from .hmm import HMMLanguage, MarkovChain, OracleModel, all_sequences, logits_from_probs
+from .masking import (
+    SCHEDULES,
+    MaskSchedule,
+    SampleOutput,
+    ancestral_sample,
+    exact_nelbo,
+    get_schedule,
+    mask_tokens,
+    mdlm_loss,
+    nelbo_weight,
+)
+from .tasks import TASKS, Task, get_task, latin_squares
+
+__all__ = [
+    # oracle languages and tasks
+    "HMMLanguage", "MarkovChain", "OracleModel", "all_sequences", "logits_from_probs",
+    "TASKS", "Task", "get_task", "latin_squares",
+    # masked diffusion
+    "SCHEDULES", "MaskSchedule", "get_schedule", "mask_tokens", "nelbo_weight", "mdlm_loss",
+    "exact_nelbo", "ancestral_sample", "SampleOutput",
+    # decoding
+    "STRATEGIES", "DecodeOutput", "Round", "decode", "num_transfer_tokens", "strategies",
+    # exact evaluation
+    "ExactLaw", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
+    "total_correlation", "bits_to_rounds", "product_law", "monte_carlo", "MonteCarlo",
+]
