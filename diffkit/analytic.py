@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .paths import GaussianPath, as_time, check_time, expand, get
+from .paths import GaussianPath, as_time, check_time, get
 
 __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
            "affine_map"]
@@ -152,7 +152,7 @@ class _Components:
         return self._mix(g, g["da"] * g["means"][:, None, :] + self._back(rate * g["z"], g["evecs"]))
 
     def _sample_components(self, n, generator, which):
-        logw, means, evals, evecs = self.log_weights, self.means, self.evals, self.evecs
+        means, evals, evecs = self.means, self.evals, self.evecs
         z = torch.randn(n, self.dim, generator=generator, dtype=means.dtype, device=means.device)
         scaled = z * evals[which].sqrt()
         return means[which] + torch.matmul(evecs[which], scaled[:, :, None])[..., 0]

@@ -49,7 +49,7 @@ def test_minimisers_of_the_three_losses_coincide(name):
         opt = torch.optim.LBFGS([m_hat, l_hat], max_iter=500, tolerance_grad=1e-14, tolerance_change=1e-16,
                                 line_search_fn="strong_wolfe")
 
-        def closure():
+        def closure(opt=opt, m_hat=m_hat, l_hat=l_hat, w=w):
             opt.zero_grad()
             c_hat = l_hat @ l_hat.T + 1e-6 * torch.eye(2, dtype=F64)
             loss = (w * data.denoising_error(m_hat, c_hat, ts, p)).sum()

@@ -7,11 +7,17 @@ against oracle languages.
 - :mod:`.decode`: :func:`decode` and its strategies (LLaDA, Dream, Fast-dLLM, Prophet, draft-verify).
 - :mod:`.exact`: the exact law of a decoder's output, TV/KL to the true law, total correlation,
   the bits-to-rounds bound, Monte-Carlo estimates.
+- :mod:`.cache`: :class:`KVCacheModel`, prefix / dual (Fast-dLLM) and delayed (dKV-Cache) caches.
+- :mod:`.checkpoints`: :func:`load_pretrained`, the shipped tiny masked transformers.
+- :mod:`.hf`: :class:`HFModel`, a Hugging Face model (LLaDA, Dream) as a decode model.
 
 Vocabulary convention: tokens ``0 .. V-1`` are real, the mask is ``mask_id`` (``V`` by default);
 models return logits over ``max(V, mask_id + 1)`` ids and never predict the mask.
 """
 
+from .cache import MODES as CACHE_MODES
+from .cache import KVCacheModel
+from .checkpoints import PRETRAINED, load_pretrained
 from .decode import STRATEGIES, DecodeOutput, Round, decode, num_transfer_tokens, strategies
 from .exact import (
     ExactLaw,
@@ -26,6 +32,7 @@ from .exact import (
     total_variation,
     true_law,
 )
+from .hf import HFModel
 from .hmm import HMMLanguage, MarkovChain, OracleModel, all_sequences, logits_from_probs
 from .masking import (
     SCHEDULES,
@@ -52,4 +59,6 @@ __all__ = [
     # exact evaluation
     "ExactLaw", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
     "total_correlation", "bits_to_rounds", "product_law", "monte_carlo", "MonteCarlo",
+    # networks, caches, adapters
+    "KVCacheModel", "CACHE_MODES", "load_pretrained", "PRETRAINED", "HFModel",
 ]
