@@ -8,14 +8,7 @@ from hypothesis import strategies as st
 from diffkit.discrete import HMMLanguage, decode, get_task, num_transfer_tokens, strategies
 from diffkit.discrete.decode import select
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread start-up costs (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MASK = 5

@@ -10,14 +10,7 @@ from hypothesis import strategies as st
 
 from diffkit.discrete import HMMLanguage, MarkovChain, all_sequences
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids thread start-up costs (restored afterwards)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def brute_joint(lang: HMMLanguage, length: int) -> tuple[torch.Tensor, torch.Tensor]:
