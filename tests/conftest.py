@@ -89,3 +89,27 @@ def hub_url(artifacts):
             proc.kill()
             proc.wait(timeout=HUB_STOP_TIMEOUT)
         log.close()
+
+
+# -- headless Debian chromium, driven by Playwright (one browser for the whole session) ---------
+CHROMIUM = os.environ.get("DIFFKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium (Playwright's own browser download cannot work offline), headless."""
+    import shutil
+
+    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+

@@ -8,8 +8,6 @@ calls per step), and saves a screenshot to test-artifacts/hub_samplers.png.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 
 import pytest
@@ -19,31 +17,22 @@ from diffkit import viz_samplers as vs
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-CHROMIUM = os.environ.get("DIFFKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 30_000
 PLOTS = ("#samplers-trajectories img", "#samplers-samples img", "#samplers-w2 img")
 
 
 @pytest.fixture(scope="module")
-def page(hub_url):
+def page(browser, hub_url):
     if samplers_tab not in hub.TABS:
         pytest.fail("apps.samplers_tab is not in apps.hub.TABS: register the Samplers tab")
-    if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make chromium`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            pg = browser.new_page(viewport={"width": 1280, "height": 1500})
-            pg.errors = []
-            pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
-            pg.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
-            yield pg
-        finally:
-            browser.close()
+    pg = browser.new_page(viewport={"width": 1280, "height": 1500})
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+    try:
+        yield pg
+    finally:
+        pg.close()
 
 
 def _values(page) -> dict | None:

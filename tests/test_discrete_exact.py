@@ -154,3 +154,21 @@ def test_enumerated_law_matches_decode_samples(strategy, kw):
         exact[27 * k[0] + 9 * k[1] + 3 * k[2] + k[3]] = v
     # the empirical TV of 10000 draws over <= 81 cells is about 0.02
     assert 0.5 * (emp - exact).abs().sum() < 0.05
+
+
+def test_memo_model_computes_each_state_once_and_changes_no_law():
+    from diffkit.discrete import MemoModel
+
+    lang = HMMLanguage.default()
+    prompt = torch.tensor([[0, 1]])
+    memo = MemoModel(lang.as_model())
+    a = output_law(lang, prompt, 4, strategy="random", steps=2, temperature=1.0, model=memo)
+    b = output_law(lang, prompt, 4, strategy="random", steps=2, temperature=1.0)
+    assert total_variation(a, b) == 0.0 and a.expected_rounds == b.expected_rounds
+    first = memo.calls
+    output_law(lang, prompt, 4, strategy="random", steps=2, temperature=1.0, model=memo)  # same states
+    assert memo.calls == first
+    assert memo.calls == first
+    out = memo(torch.tensor([[0, 1, lang.mask_id]]))
+    out.zero_()                                                   # callers may write into it
+    assert not torch.equal(memo(torch.tensor([[0, 1, lang.mask_id]])), out)

@@ -21,6 +21,7 @@ from .checkpoints import PRETRAINED, load_pretrained
 from .decode import STRATEGIES, DecodeOutput, Round, decode, num_transfer_tokens, strategies
 from .exact import (
     ExactLaw,
+    MemoModel,
     MonteCarlo,
     bits_to_rounds,
     entropy,
@@ -57,7 +58,7 @@ __all__ = [
     # decoding
     "STRATEGIES", "DecodeOutput", "Round", "decode", "num_transfer_tokens", "strategies",
     # exact evaluation
-    "ExactLaw", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
+    "ExactLaw", "MemoModel", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
     "total_correlation", "bits_to_rounds", "product_law", "monte_carlo", "MonteCarlo",
     # networks, caches, adapters
     "KVCacheModel", "CACHE_MODES", "load_pretrained", "PRETRAINED", "HFModel",

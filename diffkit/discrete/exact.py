@@ -142,6 +142,31 @@ def bits_to_rounds(information_bits: float, budget_bits: float) -> float:
 
 
 # ---------------------------------------------------------------------- the decoding tree
+class MemoModel:
+    """A deterministic model with its answers remembered by input.
+
+    Exact enumeration (:func:`output_law`) visits the same decoding states again and again, across
+    the branches of one tree and across strategies; for an oracle the forward-backward pass is the
+    costly part, so each distinct input is computed once. Returns a fresh copy of the remembered
+    logits, so a caller may change them in place. At most ``max_entries`` inputs are kept (the
+    memory is cleared when full).
+    """
+
+    def __init__(self, model, max_entries: int = 200_000):
+        self.model, self.max_entries, self._seen = model, int(max_entries), {}
+        self.mask_id = getattr(model, "mask_id", None)
+        self.calls = 0
+
+    def __call__(self, tokens: Tensor) -> Tensor:
+        key = (tuple(tokens.shape), tuple(tokens.reshape(-1).tolist()))
+        if key not in self._seen:
+            if len(self._seen) >= self.max_entries:
+                self._seen.clear()
+            self.calls += 1
+            self._seen[key] = self.model(tokens)
+        return self._seen[key].clone()
+
+
 @dataclass
 class ExactLaw:
     """The exact law of a decoder's output for one prompt.
