@@ -113,3 +113,34 @@ def browser():
         finally:
             b.close()
 
+
+def read_json_panel(page, selector: str) -> dict | None:
+    """A gr.JSON panel's value as the page shows it (None until it parses): the viewer puts
+    every token on its own line."""
+    import json
+
+    text = page.locator(selector).inner_text()
+    if "{" not in text:
+        return None
+    try:
+        return json.loads("".join(text[text.index("{"):].splitlines()))
+    except json.JSONDecodeError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def wait_for_json():
+    """``wait_for_json(page, selector, pred, timeout_s=30)``: poll a JSON panel until ``pred``
+    holds for its value; return the value."""
+
+    def wait(page, selector: str, pred, timeout_s: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            values = read_json_panel(page, selector)
+            if values is not None and pred(values):
+                return values
+            page.wait_for_timeout(100)
+        raise AssertionError(f"{selector} never matched; last: {read_json_panel(page, selector)}")
+
+    return wait
+

@@ -6,7 +6,6 @@ values re-render for the new t, and saves a screenshot to test-artifacts/hub_pat
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -16,27 +15,6 @@ from diffkit import paths
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 TIMEOUT_MS = 30_000
-
-
-def _values(page) -> dict | None:
-    """The tab's "exact values at t" JSON as the page shows it (None until it parses)."""
-    text = page.locator("#paths-values").inner_text()
-    if "{" not in text:
-        return None
-    try:  # the JSON viewer puts every token on its own line
-        return json.loads("".join(text[text.index("{"):].splitlines()))
-    except json.JSONDecodeError:
-        return None
-
-
-def _wait_for_values(page, pred, timeout_s: float = TIMEOUT_MS / 1000) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        values = _values(page)
-        if values is not None and pred(values):
-            return values
-        page.wait_for_timeout(100)
-    raise AssertionError(f"values panel never matched; last: {_values(page)}")
 
 
 def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 1000) -> None:
@@ -57,7 +35,7 @@ def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 
     raise AssertionError("the hub never became idle")
 
 
-def test_slider_rerenders_exact_density(browser, hub_url, artifacts):
+def test_slider_rerenders_exact_density(browser, hub_url, artifacts, wait_for_json):
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -69,7 +47,7 @@ def test_slider_rerenders_exact_density(browser, hub_url, artifacts):
         schedule.wait_for(state="visible", timeout=TIMEOUT_MS)
         before = density.get_attribute("src")
         assert before and before.startswith("data:image/webp;base64,")
-        first = _wait_for_values(page, lambda v: True)
+        first = wait_for_json(page, "#paths-values", lambda v: True)
         assert first["t"] == 0.3 and first["path_name"] == "vp-cosine"
 
         # drag the t slider from its start to 80 % of its track
@@ -91,7 +69,7 @@ def test_slider_rerenders_exact_density(browser, hub_url, artifacts):
             timeout=TIMEOUT_MS,
         )
         # the values panel reports the new t and the closed-form alpha(t), sigma(t) of the path
-        shown = _wait_for_values(page, lambda v: abs(v["t"] - t_new) < 1e-9)
+        shown = wait_for_json(page, "#paths-values", lambda v: abs(v["t"] - t_new) < 1e-9)
         path = paths.get("vp-cosine")
         assert shown["alpha"] == pytest.approx(float(path.alpha(t_new)), abs=1e-12)
         assert shown["sigma"] == pytest.approx(float(path.sigma(t_new)), abs=1e-12)

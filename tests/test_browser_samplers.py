@@ -7,7 +7,6 @@ calls per step), and saves a screenshot to test-artifacts/hub_samplers.png.
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -35,26 +34,6 @@ def page(browser, hub_url):
         pg.close()
 
 
-def _values(page) -> dict | None:
-    text = page.locator("#samplers-values").inner_text()
-    if "{" not in text:
-        return None
-    try:  # the JSON viewer puts every token on its own line
-        return json.loads("".join(text[text.index("{"):].splitlines()))
-    except json.JSONDecodeError:
-        return None
-
-
-def _wait_for_values(page, pred, timeout_s: float = TIMEOUT_MS / 1000) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        values = _values(page)
-        if values is not None and pred(values):
-            return values
-        page.wait_for_timeout(100)
-    raise AssertionError(f"values panel never matched; last: {_values(page)}")
-
-
 def _srcs(page) -> list[str]:
     return [page.locator(sel).get_attribute("src") for sel in PLOTS]
 
@@ -76,26 +55,26 @@ def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 
     raise AssertionError("the hub never became idle")
 
 
-def test_change_solver_and_steps_rerenders(page, artifacts):
+def test_change_solver_and_steps_rerenders(page, artifacts, wait_for_json):
     page.get_by_role("tab", name=samplers_tab.TITLE).click()
     for sel in PLOTS:
         page.locator(sel).wait_for(state="visible", timeout=TIMEOUT_MS)
     before = _srcs(page)
     assert all(s and s.startswith("data:image/png;base64,") for s in before)
-    first = _wait_for_values(page, lambda v: True)
+    first = wait_for_json(page, "#samplers-values", lambda v: True)
     assert (first["solver"], first["steps"]) == (samplers_tab.DEFAULT["solver"],
                                                   samplers_tab.DEFAULT["steps"])
 
     # pick heun in the solver dropdown
     page.locator("#samplers-solver input").click()
     page.get_by_role("option", name="heun", exact=True).click()
-    _wait_for_values(page, lambda v: v["solver"] == "heun")
+    wait_for_json(page, "#samplers-values", lambda v: v["solver"] == "heun")
 
     # type 16 into the steps box of the slider
     box = page.locator("#samplers-steps input[type=number]")
     box.fill("16")
     box.press("Enter")
-    shown = _wait_for_values(page, lambda v: v["solver"] == "heun" and v["steps"] == 16)
+    shown = wait_for_json(page, "#samplers-values", lambda v: v["solver"] == "heun" and v["steps"] == 16)
     assert shown["nfe"] == 2 * 16 - 1  # two calls per step, one on the last
     gauss = vs.matched_gaussian(samplers_tab.data(samplers_tab.DEFAULT["data"]))
     exact = vs.exact_w2("heun", samplers_tab.DEFAULT["path"], gauss, 16, samplers_tab.DEFAULT["grid"])
