@@ -152,3 +152,25 @@ def combine(x: torch.Tensor, a: float, *terms) -> torch.Tensor:
     for j in range(0, len(terms), 2):
         out.add_(terms[j], alpha=terms[j + 1])
     return out
+
+
+def one_call_loop(denoiser, S: Schedule, x: torch.Tensor, weights, draw: Noise | None = None,
+                  callback=None) -> torch.Tensor:
+    """The loop of every sampler that makes one denoiser call and one linear update per step.
+
+    At each grid point ``t_i``: ``x0 = D(x, t_i)``; report ``(i, x, x0)`` to ``callback``; on the
+    final step onto ``t = 0`` land on ``x = x0``; otherwise ``x <- c_x x + c_0 x0 + c_z z`` with
+    ``(c_x, c_0, c_z) = weights(i)`` and ``z`` the next draw of ``draw`` (none when ``c_z = 0``).
+    The solvers differ only in ``weights``, where each one's update rule is written.
+    """
+    for i in range(S.steps):
+        x0 = denoiser(x, S.times[i])
+        if callback is not None:
+            callback(i, x, x0)
+        if S.is_final(i):
+            x = x0
+            continue
+        cx, c0, cz = weights(i)
+        x = combine(x, cx, x0, c0, draw(x), cz) if cz > 0.0 else combine(x, cx, x0, c0)
+    return x
+

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ._common import Noise, combine, one_minus_ratio, schedule
+from ._common import Noise, one_call_loop, one_minus_ratio, schedule
 from .registry import register
 
 __all__ = ["ddpm", "posterior_coefficients"]
@@ -39,15 +39,9 @@ def ddpm(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, generator=None, n
     ``ddim`` with ``eta = 1``.
     """
     S = schedule(path, ts, x)
-    draw = Noise(generator, noise)
-    for i in range(S.steps):
-        x0 = denoiser(x, S.times[i])
-        if callback is not None:
-            callback(i, x, x0)
-        if S.is_final(i):
-            x = x0
-            continue
-        cx, c0, std = posterior_coefficients(S.alpha[i], S.sigma[i], S.alpha[i + 1], S.sigma[i + 1],
-                                             S.lam[i], S.lam[i + 1])
-        x = combine(x, cx, x0, c0, draw(x), std)
-    return x
+
+    def weights(i):
+        return posterior_coefficients(S.alpha[i], S.sigma[i], S.alpha[i + 1], S.sigma[i + 1],
+                                      S.lam[i], S.lam[i + 1])
+
+    return one_call_loop(denoiser, S, x, weights, Noise(generator, noise), callback)

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ._common import Noise, combine, one_minus_ratio, schedule
+from ._common import Noise, one_call_loop, one_minus_ratio, schedule
 from .registry import register
 
 __all__ = ["ddim", "ddim_coefficients"]
@@ -40,18 +40,9 @@ def ddim(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, eta: float = 0.0,
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1] (0: DDIM, 1: DDPM); got {eta}")
     S = schedule(path, ts, x)
-    draw = Noise(generator, noise)
-    for i in range(S.steps):
-        x0 = denoiser(x, S.times[i])
-        if callback is not None:
-            callback(i, x, x0)
-        if S.is_final(i):
-            x = x0
-            continue
-        cx, c0, cz = ddim_coefficients(S.alpha[i], S.sigma[i], S.alpha[i + 1], S.sigma[i + 1],
-                                       S.lam[i], S.lam[i + 1], eta)
-        if cz > 0.0:
-            x = combine(x, cx, x0, c0, draw(x), cz)
-        else:
-            x = combine(x, cx, x0, c0)
-    return x
+
+    def weights(i):
+        return ddim_coefficients(S.alpha[i], S.sigma[i], S.alpha[i + 1], S.sigma[i + 1],
+                                 S.lam[i], S.lam[i + 1], eta)
+
+    return one_call_loop(denoiser, S, x, weights, Noise(generator, noise), callback)

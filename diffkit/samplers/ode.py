@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._common import Noise, combine, memo, schedule, velocity_weights
+from ._common import Noise, combine, memo, one_call_loop, schedule, velocity_weights
 from .registry import register
 
 __all__ = ["euler", "rk4", "heun", "heun_noise_levels"]
@@ -32,16 +32,12 @@ def euler(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, generator=None, 
     """
     S = schedule(path, ts, x)
     wx, w0 = velocity_weights(path, S.ts[:-1])
-    for i in range(S.steps):
-        x0 = denoiser(x, S.times[i])
-        if callback is not None:
-            callback(i, x, x0)
-        if S.is_final(i):
-            x = x0
-            continue
+
+    def weights(i):  # x + h u(x, t_i), u = w_x x + w_0 D
         h = S.t[i + 1] - S.t[i]
-        x = combine(x, 1.0 + h * wx[i], x0, h * w0[i])
-    return x
+        return 1.0 + h * wx[i], h * w0[i], 0.0
+
+    return one_call_loop(denoiser, S, x, weights, callback=callback)
 
 
 @register("rk4")

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._common import Noise, combine, one_minus_ratio, schedule
+from ._common import Noise, combine, one_call_loop, one_minus_ratio, schedule
 from .registry import register
 
 __all__ = ["euler_maruyama", "predictor_corrector", "drift_and_diffusion"]
@@ -58,17 +58,7 @@ def euler_maruyama(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, generat
     ``x = D(x, t_prev)``, no noise.
     """
     S = schedule(path, ts, x)
-    draw = Noise(generator, noise)
-    for i in range(S.steps):
-        x0 = denoiser(x, S.times[i])
-        if callback is not None:
-            callback(i, x, x0)
-        if S.is_final(i):
-            x = x0
-            continue
-        cx, c0, cz = _em_weights(S, i)
-        x = combine(x, cx, x0, c0, draw(x), cz)
-    return x
+    return one_call_loop(denoiser, S, x, lambda i: _em_weights(S, i), Noise(generator, noise), callback)
 
 
 PREDICTORS = ("reverse-diffusion", "euler-maruyama")
