@@ -152,3 +152,27 @@ def wait_for_json():
 
     return wait
 
+
+@pytest.fixture(scope="session")
+def wait_until_idle():
+    """``wait_until_idle(page, quiet_ms=600, timeout_s=30)``: wait until no output shows gradio's
+    progress overlay (its ``.eta-bar``) for ``quiet_ms`` (a drag queues a trailing event or two
+    after the value a test waited for)."""
+
+    def wait(page, quiet_ms: int = 600, timeout_s: float = 30.0) -> None:
+        deadline, quiet_since = time.monotonic() + timeout_s, None
+        while time.monotonic() < deadline:
+            busy = page.evaluate("() => !!document.querySelector('.eta-bar')")
+            now = time.monotonic()
+            if busy:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif (now - quiet_since) * 1000 >= quiet_ms:
+                page.wait_for_timeout(300)  # the overlay's fade-out
+                return
+            page.wait_for_timeout(100)
+        raise AssertionError("the hub never became idle")
+
+    return wait
+

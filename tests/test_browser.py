@@ -6,8 +6,6 @@ values re-render for the new t, and saves a screenshot to test-artifacts/hub_pat
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from diffkit import paths
@@ -17,25 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 TIMEOUT_MS = 30_000
 
 
-def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 1000) -> None:
-    """Wait until no output shows gradio's progress overlay (its ``.eta-bar``) for ``quiet_ms``:
-    a drag queues a trailing event or two after the value we waited for."""
-    deadline, quiet_since = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        busy = page.evaluate("() => !!document.querySelector('.eta-bar')")
-        now = time.monotonic()
-        if busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = now
-        elif (now - quiet_since) * 1000 >= quiet_ms:
-            page.wait_for_timeout(300)  # the overlay's fade-out
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError("the hub never became idle")
-
-
-def test_slider_rerenders_exact_density(browser, hub_url, artifacts, wait_for_json):
+def test_slider_rerenders_exact_density(browser, hub_url, artifacts, wait_for_json, wait_until_idle):
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -75,7 +55,7 @@ def test_slider_rerenders_exact_density(browser, hub_url, artifacts, wait_for_js
         assert shown["sigma"] == pytest.approx(float(path.sigma(t_new)), abs=1e-12)
         assert page.locator("#paths-density img").get_attribute("src") != before
 
-        _wait_until_idle(page)
+        wait_until_idle(page)
         page.screenshot(path=str(artifacts / "hub_paths.png"), full_page=True)
         assert not errors, errors
     finally:

@@ -7,8 +7,6 @@ calls per step), and saves a screenshot to test-artifacts/hub_samplers.png.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from apps import hub, samplers_tab
@@ -38,24 +36,7 @@ def _srcs(page) -> list[str]:
     return [page.locator(sel).get_attribute("src") for sel in PLOTS]
 
 
-def _wait_until_idle(page, quiet_ms: int = 600, timeout_s: float = TIMEOUT_MS / 1000) -> None:
-    """Wait until no output shows gradio's progress overlay (``.eta-bar``) for ``quiet_ms``."""
-    deadline, quiet_since = time.monotonic() + timeout_s, None
-    while time.monotonic() < deadline:
-        busy = page.evaluate("() => !!document.querySelector('.eta-bar')")
-        now = time.monotonic()
-        if busy:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = now
-        elif (now - quiet_since) * 1000 >= quiet_ms:
-            page.wait_for_timeout(300)
-            return
-        page.wait_for_timeout(100)
-    raise AssertionError("the hub never became idle")
-
-
-def test_change_solver_and_steps_rerenders(page, artifacts, wait_for_json):
+def test_change_solver_and_steps_rerenders(page, artifacts, wait_for_json, wait_until_idle):
     page.get_by_role("tab", name=samplers_tab.TITLE).click()
     for sel in PLOTS:
         page.locator(sel).wait_for(state="visible", timeout=TIMEOUT_MS)
@@ -79,7 +60,7 @@ def test_change_solver_and_steps_rerenders(page, artifacts, wait_for_json):
     gauss = vs.matched_gaussian(samplers_tab.data(samplers_tab.DEFAULT["data"]))
     exact = vs.exact_w2("heun", samplers_tab.DEFAULT["path"], gauss, 16, samplers_tab.DEFAULT["grid"])
     assert shown["w2_exact"] == pytest.approx(exact, rel=1e-9)  # the exact W2 the page shows
-    _wait_until_idle(page)
+    wait_until_idle(page)
     after = _srcs(page)
     assert after[0] != before[0] and after[1] != before[1] and after[2] != before[2]
     for sel in PLOTS:  # every plot is drawn with a real size
