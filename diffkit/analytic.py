@@ -26,6 +26,7 @@ import torch
 from .paths import GaussianPath, as_time, check_time, get
 
 __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
+           "sampler_moments",
            "affine_map"]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -420,4 +421,4 @@ def kl_gaussian(p, q) -> torch.Tensor:
 
 # The exact law of a sampler's output (issue: samplers): it lives beside the solvers, whose runs it
 # reads, and is re-exported here with the other exact quantities.
-from .samplers.law import affine_map, sampler_law  # noqa: E402
+from .samplers.law import affine_map, sampler_law, sampler_moments  # noqa: E402

@@ -80,24 +80,13 @@ def exact_w2(solver: str, path, data: _analytic.Gaussian, steps: int = 10, grid=
              **options) -> float:
     """Exact W2 between ``solver``'s output law and the Gaussian ``data``, both exact: the run
     starts from the exact marginal at the grid's first time and uses ``data``'s exact denoiser
-    (:func:`diffkit.samplers.sampler_law`), so this is the pure discretisation error.
+    (:func:`diffkit.samplers.sampler_moments`), so this is the pure discretisation error. A
+    degenerate output law (a point mass, say) is measured too: W2 needs only ``data``'s
+    covariance to be positive definite."""
+    from .samplers import sampler_moments
 
-    A run whose output law is degenerate (one step of a deterministic solver from ``t = 1`` on
-    the ``linear`` path lands every start on the mean) is measured from its affine map
-    (:func:`diffkit.samplers.affine_map`), since W2 needs only one positive-definite side.
-    """
-    from .samplers import affine_map, sampler_law
-
-    try:
-        law = sampler_law(solver, path, data, steps=steps, grid=grid, **options)
-        return float(_analytic.w2_gaussian(law, data))
-    except ValueError as err:
-        if "positive definite" not in str(err):
-            raise
-    A, B, b, ts = affine_map(solver, path, data, steps=steps, grid=grid, **options)
-    start = data.marginal(float(ts[0]), _paths.get(path))
-    cov = A @ start.cov @ A.T + B @ B.T
-    return float(_analytic.w2_gaussian(data, (A @ start.mean + b, 0.5 * (cov + cov.T))))
+    return float(_analytic.w2_gaussian(data, sampler_moments(solver, path, data, steps=steps,
+                                                              grid=grid, **options)))
 
 
 def w2_vs_nfe(solver: str, path, data: _analytic.Gaussian, steps: Sequence[int],

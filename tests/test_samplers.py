@@ -310,3 +310,20 @@ def test_every_solver_is_finite_on_the_linear_path_uniform_grid(solver):
                          generator=torch.Generator().manual_seed(1))
     assert bool(torch.isfinite(out.x).all())
     assert float(out.ts[0]) == pytest.approx(p.t_start) and p.t_start < 1.0
+
+
+def test_sampler_moments_are_the_law_and_cover_a_point_mass():
+    """sampler_law is the Gaussian of sampler_moments; one ddim step from t = 1 on the linear path
+    lands every start on D(x, 1) = E[x0]: covariance exactly 0, W2 to N(m, S) exactly sqrt(tr S)."""
+    from diffkit.samplers import sampler_moments
+
+    data = gaussian()
+    law = sampler_law("heun", "vp-linear", data, 6)
+    mean, cov = sampler_moments("heun", "vp-linear", data, 6)
+    assert torch.equal(law.mean, mean) and torch.equal(law.cov, cov)
+    one = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    mean, cov = sampler_moments("ddim", "linear", data, grid=one)
+    torch.testing.assert_close(mean, data.mean, rtol=0, atol=1e-15)
+    assert float(cov.abs().max()) == 0.0
+    w2 = analytic.w2_gaussian(data, (mean, cov))
+    assert float(w2) == pytest.approx(math.sqrt(float(torch.trace(data.cov))), rel=1e-12)

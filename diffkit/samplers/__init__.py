@@ -30,9 +30,9 @@ passed ``torch.Generator`` (or a ``noise(k, x)`` hook); makes no host synchronis
 
 # the import order is the order of `available()`
 from . import ancestral, ddim, sde, ode, dpmsolver, adaptive  # noqa: F401, I001  (registers the solvers)
-from .law import affine_map, sampler_law
+from .law import affine_map, sampler_law, sampler_moments
 from .registry import Solver, available, get, info, register
 from .sample import SampleResult, make_grid, sample
 
-__all__ = ["sample", "SampleResult", "sampler_law", "affine_map", "available", "get", "info",
+__all__ = ["sample", "SampleResult", "sampler_law", "sampler_moments", "affine_map", "available", "get", "info",
            "register", "Solver", "make_grid"]

@@ -19,7 +19,7 @@ import torch
 from .registry import available, info
 from .sample import make_grid, resolve_path
 
-__all__ = ["affine_map", "sampler_law"]
+__all__ = ["affine_map", "sampler_law", "sampler_moments"]
 
 
 def _check_data(data):
@@ -76,6 +76,24 @@ def affine_map(solver: str, path, data, steps: int = 10, grid="logsnr", **option
     return A, B, b, ts
 
 
+def sampler_moments(solver: str, path, data, steps: int = 10, grid="logsnr", start=None,
+                    **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact mean and covariance of ``solver``'s output (see :func:`sampler_law`), also when
+    the law is degenerate (e.g. one deterministic step from ``t = 1`` on the ``linear`` path sends
+    every start to the data mean): ``A mu + b`` and ``A C A^T + B B^T`` for ``x_start ~ N(mu, C)``.
+    ``w2_gaussian(data, sampler_moments(...))`` is then the exact W2 in every case."""
+    from ..analytic import Gaussian
+
+    A, B, b, ts = affine_map(solver, path, data, steps, grid, **options)
+    if start is None:
+        start = data.marginal(float(ts[0]), resolve_path(path))
+    if not isinstance(start, Gaussian):
+        raise TypeError(f"start must be an analytic.Gaussian; got {type(start).__name__}")
+    mu, C = start.mean.to(A), start.cov.to(A)
+    cov = A @ C @ A.T + B @ B.T
+    return A @ mu + b, 0.5 * (cov + cov.T)
+
+
 def sampler_law(solver: str, path, data, steps: int = 10, grid="logsnr", start=None, **options):
     """The exact law (an :class:`analytic.Gaussian`) of ``solver``'s output when it is run with the
     exact denoiser of the Gaussian ``data`` from ``x_start ~ start``.
@@ -89,11 +107,4 @@ def sampler_law(solver: str, path, data, steps: int = 10, grid="logsnr", start=N
     """
     from ..analytic import Gaussian
 
-    A, B, b, ts = affine_map(solver, path, data, steps, grid, **options)
-    if start is None:
-        start = data.marginal(float(ts[0]), resolve_path(path))
-    if not isinstance(start, Gaussian):
-        raise TypeError(f"start must be an analytic.Gaussian; got {type(start).__name__}")
-    mu, C = start.mean.to(A), start.cov.to(A)
-    cov = A @ C @ A.T + B @ B.T
-    return Gaussian(A @ mu + b, 0.5 * (cov + cov.T))
+    return Gaussian(*sampler_moments(solver, path, data, steps, grid, start, **options))
