@@ -48,6 +48,7 @@ from diffkit.discrete import (  # noqa: E402
     kl_divergence,
     monte_carlo,
     output_law,
+    pareto_front,
     total_variation,
     true_law,
 )
@@ -133,21 +134,10 @@ def exact_rows(oracle, prompt, gen_length, settings):
                          tc_bits=law.total_correlation_sum / LN2, max_bits=max_bits,
                          bound=bits_to_rounds(h_bits, max_bits), states=law.states,
                          seconds=time.perf_counter() - t0))
-    front = pareto(rows)
+    front = {p["label"] for p in pareto_front(rows)}
     for r in rows:
         r["front"] = r["label"] in front
     return rows, h_bits
-
-
-def pareto(rows) -> set:
-    """Labels of the rows not dominated in (fewer rounds, smaller TV)."""
-    out = set()
-    for r in rows:
-        dominated = any((s["rounds"] <= r["rounds"] and s["tv"] <= r["tv"] - 1e-12)
-                        or (s["rounds"] < r["rounds"] - 1e-12 and s["tv"] <= r["tv"]) for s in rows)
-        if not dominated:
-            out.add(r["label"])
-    return out
 
 
 def _num(v, fmt="{:.4f}"):

@@ -172,3 +172,19 @@ def test_memo_model_computes_each_state_once_and_changes_no_law():
     out = memo(torch.tensor([[0, 1, lang.mask_id]]))
     out.zero_()                                                   # callers may write into it
     assert not torch.equal(memo(torch.tensor([[0, 1, lang.mask_id]])), out)
+
+
+def test_pareto_front_keeps_exactly_the_non_dominated_points():
+    """A point is on the front when no other has rounds <= and TV <= with one strict: exact ties
+    stay (three strategies all exact at one token per round), dominated points go, and float
+    noise in the expected rounds (2.0000000000000004) counts as equal."""
+    from diffkit.discrete import pareto_front
+
+    pts = [{"label": "a", "rounds": 1.0, "tv": 0.5}, {"label": "b", "rounds": 2.0000000000000004, "tv": 0.1},
+           {"label": "c", "rounds": 2.0, "tv": 0.3}, {"label": "d", "rounds": 3.0, "tv": 0.1},
+           {"label": "e", "rounds": 4.0, "tv": 0.0}, {"label": "f", "rounds": 4.0, "tv": 0.0}]
+    front = {p["label"] for p in pareto_front(pts)}
+    brute = {p["label"] for p in pts if not any(
+        q["rounds"] <= p["rounds"] + 1e-9 and q["tv"] <= p["tv"]
+        and (q["rounds"] < p["rounds"] - 1e-9 or q["tv"] < p["tv"]) for q in pts)}
+    assert front == brute == {"a", "b", "e", "f"}

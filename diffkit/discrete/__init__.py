@@ -28,7 +28,10 @@ from .exact import (
     kl_divergence,
     monte_carlo,
     output_law,
+    pareto_front,
+    pareto_points,
     product_law,
+    strategy_grid,
     total_correlation,
     total_variation,
     true_law,
@@ -60,6 +63,7 @@ __all__ = [
     # exact evaluation
     "ExactLaw", "MemoModel", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
     "total_correlation", "bits_to_rounds", "product_law", "monte_carlo", "MonteCarlo",
+    "strategy_grid", "pareto_points", "pareto_front",
     # networks, caches, adapters
     "KVCacheModel", "CACHE_MODES", "load_pretrained", "PRETRAINED", "HFModel",
 ]

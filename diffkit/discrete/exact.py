@@ -31,13 +31,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
 
 from .decode import (
     FIXED_SCHEDULE,
+    STRATEGIES,
     _call,
     _check,
     decode,
@@ -47,8 +48,9 @@ from .decode import (
     select,
 )
 
-__all__ = ["ExactLaw", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
-           "total_correlation", "bits_to_rounds", "monte_carlo", "MonteCarlo", "product_law"]
+__all__ = ["ExactLaw", "MemoModel", "output_law", "true_law", "total_variation", "kl_divergence",
+           "entropy", "total_correlation", "bits_to_rounds", "monte_carlo", "MonteCarlo",
+           "product_law", "strategy_grid", "pareto_points", "pareto_front"]
 
 LN2 = math.log(2.0)
 
@@ -426,3 +428,76 @@ def monte_carlo(oracle, prompt, gen_length: int, n: int = 256, strategy: str = "
     else:
         rounds = float(out.nfe)
     return MonteCarlo(rounds, float(a.mean()), se(a), float(b.mean()), se(b), score)
+
+
+# ---------------------------------------------------------------------- error against rounds
+def strategy_grid(gen_length: int, block_length: Optional[int] = None,
+                  temperature: float = 0.0,
+                  strategies: Optional[Sequence[str]] = None) -> list[tuple[str, dict]]:
+    """The knob settings behind a Pareto plot: every fixed-schedule strategy at every ``steps``
+    that divides ``gen_length`` and is a multiple of the number of blocks; ``threshold`` at
+    0.5 / 0.7 / 0.9; ``factor`` at 0.5 / 1 / 2; ``draft-verify`` (temperature 0 only)."""
+    block_length = gen_length if block_length is None else int(block_length)
+    blocks = gen_length // block_length
+    steps = [s for s in range(1, gen_length + 1) if gen_length % s == 0 and s % blocks == 0]
+    out: list[tuple[str, dict]] = []
+    for name in strategies or STRATEGIES:
+        if name in FIXED_SCHEDULE:
+            out += [(name, {"steps": s}) for s in steps]
+        elif name == "threshold":
+            out += [(name, {"threshold": th}) for th in (0.5, 0.7, 0.9)]
+        elif name == "factor":
+            out += [(name, {"factor": f}) for f in (0.5, 1.0, 2.0)]
+        elif name == "draft-verify" and temperature == 0:
+            out.append((name, {}))
+    return out
+
+
+def pareto_points(oracle, prompt, gen_length: int, settings: Sequence[tuple[str, dict]],
+                  block_length: Optional[int] = None, temperature: float = 0.0,
+                  model=None) -> list[dict]:
+    """Exact error and rounds of each ``(strategy, knobs)`` in ``settings``: a list of dicts
+    with ``strategy``, ``knobs``, ``rounds`` (expected rounds; for ``draft-verify`` its model
+    calls), ``tv`` (total variation to the true law), ``kl_model_true`` (``KL(q || p)``, nats),
+    ``kl_true_model`` (``KL(p || q)``), ``tc`` (summed expected total correlation of the rounds'
+    committed sets, nats), ``information_bits`` and ``max_round_bits`` (the bits-to-rounds
+    quantities of :class:`~diffkit.discrete.exact.ExactLaw`). ``model`` defaults to the
+    oracle itself."""
+    prompt = torch.as_tensor(prompt, dtype=torch.long).reshape(-1)
+    truth = true_law(oracle, prompt, gen_length)
+    out = []
+    for name, knobs in settings:
+        law = output_law(oracle, prompt, gen_length, strategy=name,
+                                block_length=block_length, temperature=temperature,
+                                model=model, **knobs)
+        rounds = law.expected_rounds
+        if name == "draft-verify":  # same law as one-token confidence, fewer model calls
+            m = oracle.as_model() if model is None else model
+            rounds = float(decode(m, prompt, gen_length, oracle.vocab_size if model is None
+                                  else getattr(model, "mask_id", oracle.vocab_size),
+                                  strategy=name, block_length=block_length, **knobs).nfe)
+        out.append({
+            "strategy": name, "knobs": dict(knobs), "rounds": float(rounds),
+            "tv": total_variation(law, truth),
+            "kl_model_true": kl_divergence(law, truth),
+            "kl_true_model": kl_divergence(truth, law),
+            "tc": law.total_correlation_sum,
+            "information_bits": law.information / LN2,
+            "max_round_bits": law.max_round_information / LN2,
+        })
+    return out
+
+
+def pareto_front(points: Sequence[dict], x: str = "rounds", y: str = "tv") -> list[dict]:
+    """The non-dominated points (no other point has ``x <=`` and ``y <=`` with one strict),
+    sorted by ``x``."""
+    # expected rounds carry float rounding (2.0000000000000004): compare them to 1e-9
+    pts = sorted(points, key=lambda p: (round(p[x], 9), p[y]))
+    front, best = [], math.inf
+    for p in pts:
+        if p[y] < best - 1e-12:
+            front.append(p)
+            best = p[y]
+        elif front and abs(p[y] - best) <= 1e-12 and round(p[x], 9) == round(front[-1][x], 9):
+            front.append(p)  # ties the last front point: equally non-dominated
+    return front

@@ -28,8 +28,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from . import exact as _exact
-from .decode import FIXED_SCHEDULE, decode
+from .exact import pareto_front, pareto_points, strategy_grid  # noqa: F401  (the Pareto plot's data)
 
 __all__ = ["Frames", "unmasking_frames", "token_names", "rounds_html", "plot_unmasking",
            "strategy_grid", "pareto_points", "pareto_front", "plot_pareto", "STRATEGY_COLORS",
@@ -190,77 +189,6 @@ def plot_unmasking(frames: Frames, names: Optional[Sequence[str]] = None, ax=Non
 
 
 # ---------------------------------------------------------------------- the Pareto picture
-def strategy_grid(gen_length: int, block_length: Optional[int] = None,
-                  temperature: float = 0.0,
-                  strategies: Optional[Sequence[str]] = None) -> list[tuple[str, dict]]:
-    """The knob settings behind a Pareto plot: every fixed-schedule strategy at every ``steps``
-    that divides ``gen_length`` and is a multiple of the number of blocks; ``threshold`` at
-    0.5 / 0.7 / 0.9; ``factor`` at 0.5 / 1 / 2; ``draft-verify`` (temperature 0 only)."""
-    from .decode import STRATEGIES
-    block_length = gen_length if block_length is None else int(block_length)
-    blocks = gen_length // block_length
-    steps = [s for s in range(1, gen_length + 1) if gen_length % s == 0 and s % blocks == 0]
-    out: list[tuple[str, dict]] = []
-    for name in strategies or STRATEGIES:
-        if name in FIXED_SCHEDULE:
-            out += [(name, {"steps": s}) for s in steps]
-        elif name == "threshold":
-            out += [(name, {"threshold": th}) for th in (0.5, 0.7, 0.9)]
-        elif name == "factor":
-            out += [(name, {"factor": f}) for f in (0.5, 1.0, 2.0)]
-        elif name == "draft-verify" and temperature == 0:
-            out.append((name, {}))
-    return out
-
-
-def pareto_points(oracle, prompt, gen_length: int, settings: Sequence[tuple[str, dict]],
-                  block_length: Optional[int] = None, temperature: float = 0.0,
-                  model=None) -> list[dict]:
-    """Exact error and rounds of each ``(strategy, knobs)`` in ``settings``: a list of dicts
-    with ``strategy``, ``knobs``, ``rounds`` (expected rounds; for ``draft-verify`` its model
-    calls), ``tv`` (total variation to the true law), ``kl_model_true`` (``KL(q || p)``, nats),
-    ``kl_true_model`` (``KL(p || q)``), ``tc`` (summed expected total correlation of the rounds'
-    committed sets, nats), ``information_bits`` and ``max_round_bits`` (the bits-to-rounds
-    quantities of :class:`~diffkit.discrete.exact.ExactLaw`). ``model`` defaults to the
-    oracle itself."""
-    prompt = torch.as_tensor(prompt, dtype=torch.long).reshape(-1)
-    truth = _exact.true_law(oracle, prompt, gen_length)
-    out = []
-    for name, knobs in settings:
-        law = _exact.output_law(oracle, prompt, gen_length, strategy=name,
-                                block_length=block_length, temperature=temperature,
-                                model=model, **knobs)
-        rounds = law.expected_rounds
-        if name == "draft-verify":  # same law as one-token confidence, fewer model calls
-            m = oracle.as_model() if model is None else model
-            rounds = float(decode(m, prompt, gen_length, oracle.vocab_size if model is None
-                                  else getattr(model, "mask_id", oracle.vocab_size),
-                                  strategy=name, block_length=block_length, **knobs).nfe)
-        out.append({
-            "strategy": name, "knobs": dict(knobs), "rounds": float(rounds),
-            "tv": _exact.total_variation(law, truth),
-            "kl_model_true": _exact.kl_divergence(law, truth),
-            "kl_true_model": _exact.kl_divergence(truth, law),
-            "tc": law.total_correlation_sum,
-            "information_bits": law.information / _exact.LN2,
-            "max_round_bits": law.max_round_information / _exact.LN2,
-        })
-    return out
-
-
-def pareto_front(points: Sequence[dict], x: str = "rounds", y: str = "tv") -> list[dict]:
-    """The non-dominated points (no other point has ``x <=`` and ``y <=`` with one strict),
-    sorted by ``x``."""
-    # expected rounds carry float rounding (2.0000000000000004): compare them to 1e-9
-    pts = sorted(points, key=lambda p: (round(p[x], 9), p[y]))
-    front, best = [], math.inf
-    for p in pts:
-        if p[y] < best - 1e-12:
-            front.append(p)
-            best = p[y]
-    return front
-
-
 def _label(p: dict) -> str:
     knobs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in p.get("knobs", {}).items())
