@@ -31,7 +31,7 @@ import gradio as gr
 import torch
 
 from diffkit import discrete
-from diffkit.discrete import viz as dviz
+from diffkit.viz import decoding as dviz
 
 TITLE = "dLLM decoding"
 API_NAME = "dllm"
@@ -171,7 +171,7 @@ def knobs_for(strategy: str, steps: int, threshold, factor) -> dict:
 @functools.lru_cache(maxsize=4096)
 def exact_point(language: str, model: str, prompt: tuple, gen_length: int, block_length,
                 temperature: float, strategy: str, knobs: tuple) -> dict:
-    """One strategy's exact error and rounds (see :func:`diffkit.discrete.viz.pareto_points`)."""
+    """One strategy's exact error and rounds (see :func:`diffkit.viz.decoding.pareto_points`)."""
     return dviz.pareto_points(oracle(language), torch.tensor(prompt, dtype=torch.long), gen_length,
                               [(strategy, dict(knobs))], block_length=block_length,
                               temperature=temperature, model=model_for(language, model))[0]
@@ -179,7 +179,7 @@ def exact_point(language: str, model: str, prompt: tuple, gen_length: int, block
 
 def reference_points(language: str, model: str, prompt: tuple, gen_length: int, block_length,
                      temperature: float) -> list[dict]:
-    """Every strategy of :func:`diffkit.discrete.viz.strategy_grid` at this setting (cached)."""
+    """Every strategy of :func:`diffkit.viz.decoding.strategy_grid` at this setting (cached)."""
     grid = dviz.strategy_grid(gen_length, block_length, temperature)
     return [exact_point(language, model, prompt, gen_length, block_length, temperature, s,
                         tuple(sorted(k.items()))) for s, k in grid]

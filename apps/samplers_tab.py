@@ -10,7 +10,7 @@ What is exact here:
 * the W2 curve: for Gaussian data a run is an affine map of its start (and of its noise), so its
   output law is an exact Gaussian (``diffkit.samplers.sampler_law``) and its W2 to the data is
   exact. For a mixture preset the curve is that of the Gaussian with the mixture's mean and
-  covariance (``diffkit.viz_samplers.matched_gaussian``); for the "one Gaussian" preset it is the
+  covariance (``diffkit.viz.samplers.matched_gaussian``); for the "one Gaussian" preset it is the
   exact error of the very runs shown.
 
 Bounds: ``steps`` in 1..``MAX_STEPS``, ``points`` in ``MIN_POINTS``..``MAX_POINTS``, ``seed`` in
@@ -30,7 +30,7 @@ import torch
 
 from apps.paths_tab import PRESETS as MIXTURES
 from diffkit import analytic, paths
-from diffkit import viz_samplers as vs
+from diffkit.viz import samplers as vs
 from diffkit.samplers import available, info, sample
 
 TITLE = "Samplers"

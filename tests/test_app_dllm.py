@@ -165,9 +165,9 @@ def test_transformer_is_measured_against_the_true_law(client):
 
 
 def test_frames_replay_the_decode_and_the_front_is_non_dominated():
-    """diffkit.discrete.viz: the replay's last state is the output and each round adds exactly
+    """diffkit.viz.decoding: the replay's last state is the output and each round adds exactly
     its committed positions; the Pareto front keeps exactly the non-dominated points."""
-    from diffkit.discrete import viz as dviz
+    from diffkit.viz import decoding as dviz
 
     lang = discrete.HMMLanguage.default()
     out = discrete.decode(lang.as_model(), torch.tensor([0, 2]), 6, lang.mask_id, steps=4,

@@ -19,7 +19,7 @@ from gradio_client.exceptions import AppError
 
 from apps import hub, samplers_tab
 from diffkit import analytic
-from diffkit import viz_samplers as vs
+from diffkit.viz import samplers as vs
 from diffkit.samplers import sampler_law
 
 pytestmark = [pytest.mark.app, pytest.mark.timeout(120)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from apps import hub, samplers_tab
-from diffkit import viz_samplers as vs
+from diffkit.viz import samplers as vs
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

@@ -30,9 +30,9 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from . import analytic as _analytic
-from . import paths as _paths
-from .viz import density_extent, density_grid
+from .. import analytic as _analytic
+from .. import paths as _paths
+from .paths import density_extent, density_grid
 
 __all__ = [
     "SOLVER_COLORS",
@@ -83,7 +83,7 @@ def exact_w2(solver: str, path, data: _analytic.Gaussian, steps: int = 10, grid=
     (:func:`diffkit.samplers.sampler_moments`), so this is the pure discretisation error. A
     degenerate output law (a point mass, say) is measured too: W2 needs only ``data``'s
     covariance to be positive definite."""
-    from .samplers import sampler_moments
+    from ..samplers import sampler_moments
 
     return float(_analytic.w2_gaussian(data, sampler_moments(solver, path, data, steps=steps,
                                                               grid=grid, **options)))
@@ -95,7 +95,7 @@ def w2_vs_nfe(solver: str, path, data: _analytic.Gaussian, steps: Sequence[int],
     of a run (counted by :func:`diffkit.samplers.sample`) and its exact W2 to ``data``
     (:func:`exact_w2`). ``grid`` is a grid name; ``grid_options`` go to
     :func:`diffkit.paths.grid` (e.g. ``logsnr_max``)."""
-    from .samplers import sample
+    from ..samplers import sample
 
     path = _paths.get(path)
     one = torch.zeros(1, data.dim, dtype=data.mean.dtype)

@@ -28,7 +28,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .exact import pareto_front, pareto_points, strategy_grid  # noqa: F401  (the Pareto plot's data)
+from ..discrete.exact import pareto_front, pareto_points, strategy_grid  # noqa: F401  (the Pareto plot's data)
 
 __all__ = ["Frames", "unmasking_frames", "token_names", "rounds_html", "plot_unmasking",
            "strategy_grid", "pareto_points", "pareto_front", "plot_pareto", "STRATEGY_COLORS",
@@ -97,7 +97,7 @@ def token_names(oracle) -> list[str]:
     symbols = getattr(oracle, "symbols", None)
     if symbols is None:
         return [str(i) for i in range(v)]
-    from .tasks import TASKS
+    from ..discrete.tasks import TASKS
     length = oracle.length
     return ([str(i) for i in range(symbols)] + [f"@{j}" for j in range(length)] + list(TASKS))[:v]
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import paths as _paths
+from .. import paths as _paths
 
 __all__ = [
     "plot_schedule",
