@@ -55,7 +55,7 @@ What a tab gets from that:
   use them as the components' initial values, so the page shows a run on load without a request.
 * **Presets**: :meth:`Endpoint.presets` adds a dropdown that sets several inputs at once and runs.
 
-Gradio's own bound checks are switched off on the components made here (``Slider`` and
+Gradio's own bound and choice checks are switched off on the components made here (``Slider`` and
 ``Number`` would otherwise raise before the function runs, turning every output into an error
 badge and printing a traceback); the specs are the one place where bounds live, and the UI
 states them (``info=``, from :meth:`Numeric.describe`).
@@ -227,7 +227,7 @@ class Choice:
         if self.info:
             kw["info"] = self.info
         kw.update(kwargs)
-        return gr.Dropdown(**kw)
+        return _unguarded(gr.Dropdown(**kw))
 
 
 @dataclass(frozen=True)
@@ -249,16 +249,17 @@ class Flag:
         if self.info:
             kw["info"] = self.info
         kw.update(kwargs)
-        return gr.Checkbox(**kw)
+        return _unguarded(gr.Checkbox(**kw))
 
 
 Spec = Numeric | Choice | Flag
 
 
 def _unguarded(component):
-    """Let every typed value through to the spec's check (gradio's Slider/Number preprocess
-    would raise on an out-of-range value before the function runs, and Number's ``precision``
-    would round 3.7 to 4 without a word)."""
+    """Let every value through to the spec's check: gradio's Slider/Number preprocess would
+    raise on an out-of-range value before the function runs (error badges on every output and
+    a traceback in the log), Number's ``precision`` would round 3.7 to 4 without a word, and
+    Dropdown's own choice check raises with a traceback too."""
     component.preprocess = lambda payload: payload
     return component
 
@@ -292,8 +293,9 @@ def _fresh(outputs: tuple) -> list:
 
 @dataclass
 class Endpoint:
-    """A tab's deterministic computation ``compute(**validated) -> tuple of outputs`` behind
-    validated inputs (``specs``, in the order of ``compute``'s parameters), a bounded LRU cache
+    """A tab's deterministic computation ``compute(*validated) -> tuple of outputs`` behind
+    validated inputs (``specs``, in the order of ``compute``'s positional parameters; their
+    names are the API's parameter names), a bounded LRU cache
     keyed by the validated values, and the wiring of its page events and named API.
 
     ``run(**values)`` is the strict call (bounds refused, not clamped; :class:`Rejected` on bad
@@ -316,7 +318,7 @@ class Endpoint:
         self._cached = functools.lru_cache(maxsize=self.cache_size)(self._compute)
 
     def _compute(self, key: tuple) -> tuple:
-        return freeze(tuple(self.compute(**dict(zip(self.names, key)))), self.plot_format)
+        return freeze(tuple(self.compute(*key)), self.plot_format)
 
     # validation ----------------------------------------------------------------------------
     def validate(self, raw: Mapping[str, Any], clamp: bool = False) -> tuple[dict, list[str]]:
