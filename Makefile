@@ -11,14 +11,18 @@ export PIP_NO_INPUT := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: help setup demo test test-fast chromium lab space lint clean
+.PHONY: help setup demo test chromium lab student space lint clean
 
 help:
-	@echo "make demo   set up, then launch the demo hub on http://$(HOST):$(PORT)"
-	@echo "make test   set up, then run the whole suite (pytest tests + nbval lessons/)"
-	@echo "make lab    set up, then open JupyterLab on lessons/"
-	@echo "make space  assemble a ready-to-push Hugging Face Space under $(SPACE)"
-	@echo "make lint   ruff over diffkit/, apps/, tests/"
+	@echo "make setup     create .venv and install diffkit with its extras (once; again when pyproject.toml changes)"
+	@echo "make demo      set up, then launch the demo hub on http://$(HOST):$(PORT)"
+	@echo "make test      set up, then run the whole suite (pytest tests + nbval lessons/)"
+	@echo "make chromium  install Debian's chromium for the browser tests if it is missing"
+	@echo "make lab       set up, then JupyterLab on lessons/ (open the URL with ?token=... it prints)"
+	@echo "make student   write the student version of the lessons (solutions stubbed) to $(STUDENT)"
+	@echo "make space     assemble a ready-to-push Hugging Face Space under $(SPACE)"
+	@echo "make lint      ruff over diffkit/, apps/, tests/, tools/, benchmarks/"
+	@echo "make clean     remove build/, test-artifacts/, .pytest_cache/"
 
 # The venv is rebuilt only when pyproject.toml changes: a second `make setup` is a no-op.
 # torch==2.13.0 first (the CPU build, found on local disk) so that `torch>=2.2` below is
@@ -61,6 +65,13 @@ lab: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir=lessons --ip=$(HOST) --no-browser \
 	  $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
+# The lessons for a class: every cell tagged `solution` replaced by a stub that still runs (the
+# exercise's check then fails until the student answers); see tools/student.py.
+STUDENT ?= build/student
+
+student: setup
+	$(BIN)/python tools/student.py --out $(STUDENT)
+
 # A self-contained Space folder: app.py at its root, the Space card, requirements, the engine and the apps.
 SPACE ?= build/space
 
@@ -75,7 +86,7 @@ space:
 	@echo "Space ready in $(SPACE): push this folder to a Gradio Space"
 
 lint: setup
-	$(BIN)/ruff check diffkit apps tests
+	$(BIN)/ruff check diffkit apps tests tools benchmarks
 
 clean:
 	rm -rf build test-artifacts .pytest_cache

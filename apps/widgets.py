@@ -63,7 +63,9 @@ states them (``info=``, from :meth:`Numeric.describe`).
 Triggers: sliders run on ``.input`` (drag or typed value), number boxes on ``.submit`` (Enter)
 and ``.blur`` (so half-typed values such as ``-`` are never run), dropdowns and checkboxes on
 ``.input``. Only user events trigger: writing a clamped value back into a box does not run
-again.
+again. Before each page event a line of JavaScript sends what each numeric box *shows* (the
+browser may clamp a slider's range silently while its box keeps the typed text). A numeric
+component without an ``elem_id`` gets ``<api_name>-<name>``.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import json
 import logging
 import math
 import numbers
@@ -396,6 +399,8 @@ class Endpoint:
                 self._refuse("clamped", note)
                 gr.Warning(note)
             outputs = self.cached(values)
+            # only a box showing something else is rewritten: rewriting a slider mid-drag would
+            # pull it back under the user's hand
             boxes = [values[n] if _differs(raw[n], values[n]) else gr.skip() for n in self.names]
             return outputs + boxes + [values]
 
@@ -421,12 +426,33 @@ class Endpoint:
                 triggers.append(comp.input)
         gr.on(triggers=triggers, fn=self.page_function(inputs),
               inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
-              api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal")
+              api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal",
+              js=self._typed_values_js(comps))
         # The named API: the same components, a strict function with named parameters, on a
         # trigger no user sees (an invisible button).
         hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
         hidden.click(self.api_function(), inputs=comps, outputs=self._outputs,
                      api_name=self.api_name)
+
+    def _typed_values_js(self, comps) -> str:
+        """A browser-side step run before each page event: for every numeric input it sends the
+        text its box shows (the browser clamps a slider's range to its bounds and may send that
+        clamped value, while the box keeps showing what was typed: the server must see what
+        the user sees). An empty box is sent as ``null``, a text that is no number as ``NaN``
+        (``null`` too, in JSON)."""
+        ids = []
+        for spec, comp in zip(self.specs, comps):
+            if isinstance(spec, Numeric):
+                if not comp.elem_id:
+                    comp.elem_id = f"{self.api_name}-{spec.name}"
+                ids.append(comp.elem_id)
+            else:
+                ids.append(None)
+        return ("(...args) => { const ids = " + json.dumps(ids) + ";"
+                " return args.map((v, i) => { const id = ids[i]; if (!id) return v;"
+                " const box = document.querySelector('#' + CSS.escape(id) + ' input[type=number]');"
+                " if (!box) return v; const s = box.value.trim();"
+                " return s === '' ? null : Number(s); }); }")
 
     def presets(self, presets: Mapping[str, Mapping[str, Any]], *, label: str = "preset",
                 info: str | None = None, **kwargs) -> gr.Dropdown:

@@ -1,4 +1,4 @@
-"""The public names of the API page (shared/API.md) exist and are documented.
+"""The public names of the engine's API (the README's "engine in five minutes") exist and are documented.
 
 Behaviour is tested elsewhere; this file keeps the front door from drifting."""
 

@@ -51,8 +51,8 @@ def test_slider_rerenders_exact_density(browser, hub_url, artifacts, wait_for_js
         # the values panel reports the new t and the closed-form alpha(t), sigma(t) of the path
         shown = wait_for_json(page, "#paths-values", lambda v: abs(v["t"] - t_new) < 1e-9)
         path = paths.get("vp-cosine")
-        assert shown["alpha"] == pytest.approx(float(path.alpha(t_new)), abs=1e-12)
-        assert shown["sigma"] == pytest.approx(float(path.sigma(t_new)), abs=1e-12)
+        assert shown["alpha"] == pytest.approx(float(path.alpha(t_new)), rel=5e-6)  # 6 digits
+        assert shown["sigma"] == pytest.approx(float(path.sigma(t_new)), rel=5e-6)
         assert page.locator("#paths-density img").get_attribute("src") != before
 
         wait_until_idle(page)

@@ -1,5 +1,5 @@
-"""Every lesson notebook is stored the way DESIGN.md asks: executed top to bottom in one full run
-(not DIFFKIT_FAST), with outputs, no errors, pictures, exact checks tagged for nbval, and an
+"""Every lesson notebook is stored as the project's conventions ask (docs/design.md): executed
+top to bottom in one full run (not DIFFKIT_FAST), with outputs, no errors, pictures, exact checks tagged for nbval, and an
 exercise whose answer is checked by an assert.
 
 This reads the ``.ipynb`` files only (no kernel): it takes well under a second. Running the

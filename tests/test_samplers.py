@@ -1,5 +1,5 @@
 """Samplers: the front door, the registry, exact identities between solvers, exact laws against
-Monte Carlo, dtype/device/seed behaviour and argument checks (issue 3)."""
+Monte Carlo, dtype/device/seed behaviour and argument checks."""
 
 import math
 
@@ -220,7 +220,7 @@ def test_same_seed_same_samples(solver):
 
 
 def test_deterministic_solvers_are_affine_in_their_start():
-    """API.md: a deterministic run with an exact Gaussian denoiser is an affine map of x_start
+    """The public contract: a deterministic run with an exact Gaussian denoiser is an affine map of x_start
     (no hidden state between calls): ``f(a x + (1 - a) y) = a f(x) + (1 - a) f(y)``."""
     path = paths.get("edm")
     D = gaussian().denoiser(path)

@@ -1,5 +1,5 @@
 """Empirical convergence orders from exact errors (no Monte Carlo): W2 between a solver's exact
-output law and the data, at 40 and 80 steps of the logSNR grid (issue 3).
+output law and the data, at 40 and 80 steps of the logSNR grid.
 
 The grid's last interval jumps from ``logsnr_max`` to ``t = 0`` with ``x = D(x, t)``, whose error
 does not shrink with the number of steps. For 1-D data of variance ``c`` that jump scales the

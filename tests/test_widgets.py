@@ -136,6 +136,8 @@ def test_page_handler_clamps_refuses_and_keeps_the_last_run(monkeypatch):
     # not whole: refused, every output kept, the box shows the last valid seed again
     res = page("square", 0.5, 3.7, False, {**last, "seed": 5})
     assert res[0] == gr.skip() and res[3] == 5 and res[5]["seed"] == 5
+    # the whole run is refused: every box shows the last run's value again
+    assert res[1] == "disc" and res[2] == 0.25
     assert "seed must be a whole number in 0..99; got 3.7, which is not whole" in warned[-1]
     # gradio's own bound checks are off: the raw value reaches the spec
     assert comps["t"].preprocess(-3) == -3 and comps["seed"].preprocess(3.7) == 3.7

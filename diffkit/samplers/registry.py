@@ -51,7 +51,7 @@ def register(name: str, *, stochastic: bool = False, affine: bool = True):
     return wrap
 
 
-#: the order in which the course presents the solvers (API.md); solvers registered later follow
+#: the order in which the course presents the solvers; solvers registered later follow
 ORDER = ("ddpm", "ddim", "euler-maruyama", "pc", "euler", "heun", "dpm++2m", "dpm++3m", "rk4",
          "adaptive")
 

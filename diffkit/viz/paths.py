@@ -198,12 +198,16 @@ def density_grid(dist, extent: Sequence[float], n: int = 160):
 
 
 def plot_density(xs, ys, density, *, ax=None, reference=None, title: str | None = None,
-                 cmap: str = "magma", colorbar: bool = True) -> Figure:
+                 cmap: str = "magma", colorbar: bool | None = None) -> Figure:
     """Draw a density given on a grid (the output of :func:`density_grid`) as an image with
-    contour lines, axes ``x_1``, ``x_2`` and (``colorbar``) a colour bar of the density;
-    ``reference``, a second density on the same grid, is drawn as dashed contours.
+    contour lines, axes ``x_1``, ``x_2`` and a colour bar of the density (``colorbar``; by
+    default only on a figure of its own, not in a caller's ``ax``, where a strip of panels would
+    carry one bar each); ``reference``, a second density on the same grid, is drawn as dashed
+    contours.
     """
     xs, ys, density = np.asarray(xs), np.asarray(ys), np.asarray(density)
+    if colorbar is None:
+        colorbar = ax is None
     if ax is None:
         fig = Figure(figsize=(5.2, 4.4))
         fig.subplots_adjust(left=0.12, right=0.9, bottom=0.11, top=0.93)
@@ -233,7 +237,8 @@ def plot_density(xs, ys, density, *, ax=None, reference=None, title: str | None 
 
 
 def plot_marginal_density(mixture, t: float, path, *, ax=None, n: int = 160, extent=None,
-                          reference: bool = True, cmap: str = "magma") -> Figure:
+                          reference: bool = True, cmap: str = "magma",
+                          colorbar: bool | None = None) -> Figure:
     """Draw the exact density ``p_t`` of ``x_t = alpha(t) x0 + sigma(t) eps`` for 2D Gaussian
     (or Gaussian-mixture) data ``x0``.
 
@@ -249,5 +254,5 @@ def plot_marginal_density(mixture, t: float, path, *, ax=None, n: int = 160, ext
         extent = density_extent(mixture, marginal)
     xs, ys, dens = density_grid(marginal, extent, n)
     d0 = density_grid(mixture, extent, n)[2] if reference and tv > 0 else None
-    return plot_density(xs, ys, dens, ax=ax, reference=d0, cmap=cmap,
+    return plot_density(xs, ys, dens, ax=ax, reference=d0, cmap=cmap, colorbar=colorbar,
                         title=f"exact $p_t$ on {path.name}, t = {tv:.3f}")

@@ -1,0 +1,97 @@
+"""The student version of the lessons (``make student``, ``tools/student.py``).
+
+Both ways: the full lessons pass nbval with their solutions (CI's nbval run), and here, in the
+student version, every ``exercise-check`` cell *fails*: each lesson with an exercise is written
+with its solution cells stubbed, executed in a kernel (``DIFFKIT_FAST=1``) up to its last check,
+and every check must raise while every other cell before it runs cleanly. So no exercise passes
+without work, and the stubs still run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import student  # noqa: E402
+
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _tagged(nb, tag):
+    return [i for i, c in enumerate(nb.cells) if tag in c.get("metadata", {}).get("tags", [])]
+
+
+WITH_EXERCISES = [p for p in LESSONS if _tagged(nbformat.read(p, as_version=4), student.CHECK)]
+
+
+def test_stub_binds_the_solution_names_to_none():
+    source = ("import math\nt_prime, c = 1.0, 2.0\n"
+              "def w_v(t, path):\n    return t\nclass Guess:\n    pass\nx: int = 3\n")
+    assert student.defined_names(source) == ["t_prime", "c", "w_v", "Guess", "x"]
+    ns: dict = {}
+    exec(student.stub(source), ns)
+    assert all(ns[n] is None for n in ("t_prime", "c", "w_v", "Guess", "x"))
+    assert "math" not in ns  # the stub does nothing else
+    exec(student.stub("print('side effect only')"), {})  # nothing bound: still runs
+
+
+def test_student_notebook_keeps_everything_but_the_solutions():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Exercise"),
+        nbformat.v4.new_code_cell("a = 41 + 1", metadata={"tags": ["solution"]},
+                                  outputs=[nbformat.v4.new_output("stream", text="x")]),
+        nbformat.v4.new_code_cell("assert a == 42\nprint('right')",
+                                  metadata={"tags": ["exercise-check", "nbval-check-output"]},
+                                  outputs=[nbformat.v4.new_output("stream", text="right")]),
+    ])
+    out = student.student_notebook(nb)
+    assert "41" not in out.cells[1].source and "a = None" in out.cells[1].source
+    assert out.cells[1].outputs == [] and out.cells[2].outputs == []
+    assert out.cells[2].source == nb.cells[2].source and out.cells[0] == nb.cells[0]
+    assert nb.cells[1].source == "a = 41 + 1"  # the lesson itself is untouched
+    with pytest.raises(ValueError, match="before any solution"):
+        student.student_notebook(nbformat.v4.new_notebook(cells=[nb.cells[2]]))
+
+
+def test_every_check_has_a_solution_before_it():
+    assert WITH_EXERCISES, "no lesson tags an exercise-check cell"
+    for path in WITH_EXERCISES:
+        nb = nbformat.read(path, as_version=4)
+        solutions, checks = _tagged(nb, student.SOLUTION), _tagged(nb, student.CHECK)
+        assert solutions and min(solutions) < min(checks), path.name
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_each_exercise_fails_in_the_student_version(path, tmp_path):
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    (target,) = student.write_student([path], tmp_path)
+    nb = nbformat.read(target, as_version=4)
+    checks = _tagged(nb, student.CHECK)
+    nb.cells = nb.cells[:max(checks) + 1]  # nothing after the last check is needed
+    env = dict(os.environ, DIFFKIT_FAST="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "lessons")}})
+    old = dict(os.environ)
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                if i in checks:
+                    with pytest.raises(CellExecutionError):
+                        client.execute_cell(cell, i)
+                else:
+                    client.execute_cell(cell, i)  # every other cell runs with the stubs
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
