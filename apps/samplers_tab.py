@@ -61,9 +61,8 @@ DIGITS = 6  # significant digits of the printed W2 values
 GAUSSIAN = "one Gaussian"
 DATA_NAMES = tuple(MIXTURES) + (GAUSSIAN,)
 
-NFE_HELP = ("NFE (denoiser calls) at n steps: n for ddpm, ddim, euler, euler-maruyama, "
-            "dpm++2m/3m; 2n - 1 for heun and 4n - 3 for rk4 (their last step is one call); "
-            "2n for pc; adaptive picks its own")
+#: the NFE rule, short enough for the slider's help line (READING says why)
+NFE_HELP = "NFE at n steps: n; 2n - 1 for heun, 4n - 3 for rk4, 2n for pc"
 
 
 @functools.cache
@@ -237,6 +236,9 @@ transport between {CURVE_POINTS} outputs and {CURVE_POINTS} fresh data points. T
 in the grey band (±2 sd) is their noise floor, what an exact sampler scores; a curve that
 reaches it has converged as far as this estimate can see, a value below it is noise (not better
 than exact), and no order is quoted.
+*NFE*: n denoiser calls for n steps of ddpm, ddim, euler, euler-maruyama and dpm++2m/3m;
+2n - 1 for heun and 4n - 3 for rk4 (their last step, the final denoising, is one call); 2n for pc
+(a corrector and a predictor call per step); adaptive picks its own steps.
 *heun's jump at 2 steps*: with 2 steps the first step spans almost the whole noise range (on the
 logsnr grid of vp-linear, sigma/alpha from 152 to 0.002). Heun averages the slope at both ends of
 a step, and the end slope, (y - D(y)) / 0.002, is multiplied by the whole step length: a small

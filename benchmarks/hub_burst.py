@@ -9,8 +9,9 @@ tab endpoint registered through ``apps.widgets`` (``TAB.ENDPOINT``):
 * **distinct burst**: ``N`` concurrent calls, each with its own inputs (``distinct_requests``:
   ``t`` spread over [0, 1] for Paths, seeds 1..N for Samplers), none of them cached before.
 
-Latency is per request, from submission to answer, through ``gradio_client`` (what a student's
-browser waits for, less rendering). Prints a table; ``--write`` puts it into
+Each request is sent from its own thread over gradio's HTTP API, all released at once; latency is
+per request, from its submission to its answer (what a student's browser waits for, less
+rendering). Prints a table; ``--write`` puts it into
 ``benchmarks/README.md`` between ``<!-- hub:start -->`` and ``<!-- hub:end -->``.
 
     python benchmarks/hub_burst.py [--n 50] [--write]
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,22 +52,46 @@ def distinct_requests(module, n: int) -> list[dict]:
     return [{spec.name: (int(round(v)) if spec.integer else float(v))} for v in values]
 
 
-def burst(client, api_name: str, requests: list[dict], timeout: float = 300.0) -> np.ndarray:
-    """Submit every request of ``requests`` at once; return each one's latency in seconds (an
-    exception from any of them propagates)."""
-    done: dict[int, float] = {}
-    start = time.perf_counter()
-    jobs = []
-    for i, kwargs in enumerate(requests):
-        job = client.submit(api_name=api_name, **kwargs)
-        job.add_done_callback(lambda _f, i=i: done.__setitem__(i, time.perf_counter()))
-        jobs.append(job)
-    for job in jobs:
-        job.result(timeout=timeout)
-    deadline = time.perf_counter() + 5.0
-    while len(done) < len(jobs) and time.perf_counter() < deadline:  # callbacks run after result
-        time.sleep(0.01)
-    return np.array([done[i] - start for i in range(len(jobs))])
+def call(url: str, module, kwargs: dict, timeout: float = 300.0) -> dict:
+    """One request to a widgets tab's named endpoint over gradio's HTTP API (``POST
+    /gradio_api/call/<api>``, then its event stream), as a browser or a script would send it;
+    inputs not given take their defaults. Returns the decoded outputs; raises on an error."""
+    import httpx
+
+    names = module.ENDPOINT.names
+    data = [kwargs.get(n, module.ENDPOINT.defaults[n]) for n in names]
+    base = url.rstrip("/") + f"/gradio_api/call/{module.API_NAME}"
+    with httpx.Client(timeout=timeout) as http:
+        event = http.post(base, json={"data": data}).raise_for_status().json()["event_id"]
+        kind = None
+        with http.stream("GET", f"{base}/{event}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and kind in ("complete", "error"):
+                    payload = json.loads(line.split(":", 1)[1])
+                    if kind == "error":
+                        raise RuntimeError(f"{module.API_NAME}: {payload}")
+                    return payload
+    raise RuntimeError(f"{module.API_NAME}: the stream ended without an answer")
+
+
+def burst(url: str, module, requests: list[dict], timeout: float = 300.0):
+    """Send every request of ``requests`` at once, one thread each, released together; return
+    ``(latencies in seconds, outputs)`` (an error from any request propagates)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gate = threading.Barrier(len(requests))
+
+    def one(kwargs):
+        gate.wait()
+        start = time.perf_counter()
+        out = call(url, module, kwargs, timeout)
+        return time.perf_counter() - start, out
+
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        results = list(pool.map(one, requests))
+    return np.array([r[0] for r in results]), [r[1] for r in results]
 
 
 def p95(lat) -> float:
@@ -106,8 +133,6 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
 
-    from gradio_client import Client
-
     from apps import hub
 
     modules = [m for m in hub.TABS if hasattr(m, "ENDPOINT")]
@@ -115,11 +140,11 @@ def main(argv=None) -> int:
     proc, started = start_hub(port, Path("/tmp") / f"hub-burst-{port}.log")
     rows = []
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        url = f"http://127.0.0.1:{port}/"
         for m in modules:
             api = "/" + m.API_NAME
-            lat_d = burst(client, api, [{}] * args.n)
-            lat_x = burst(client, api, distinct_requests(m, args.n))
+            lat_d, _ = burst(url, m, [{}] * args.n)
+            lat_x, _ = burst(url, m, distinct_requests(m, args.n))
             rows.append((m.TITLE, api, lat_d, lat_x))
             print(f"{api}: default p95 {p95(lat_d):.2f} s, distinct p95 {p95(lat_x):.2f} s",
                   flush=True)
@@ -132,7 +157,8 @@ def main(argv=None) -> int:
         START,
         "## The hub under a class (`benchmarks/hub_burst.py`)",
         "",
-        f"{args.n} concurrent requests per endpoint through `gradio_client`, against the hub "
+        f"{args.n} concurrent requests per endpoint (one thread each, over gradio's HTTP API), "
+        "against the hub "
         f"started as `make demo` does (queue: {hub.CONCURRENCY} events of an endpoint at once). "
         "*Default*: every input at its default, the view a student's page opens with "
         "(precomputed at start, then served from the endpoint's LRU cache). *Distinct*: each "

@@ -67,6 +67,7 @@ def test_every_check_has_a_solution_before_it():
         assert solutions and min(solutions) < min(checks), path.name
 
 
+@pytest.mark.timeout(900)  # a lesson run in a kernel: about a minute on a quiet 2-core machine
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
 def test_each_exercise_fails_in_the_student_version(path, tmp_path):
     from nbclient import NotebookClient
