@@ -243,7 +243,7 @@ def test_explicit_grid_not_ending_at_zero():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"steps": 0}, r"steps must be an integer in \[1, 100000\]"),
     ({"solver": "dpm++4m"}, "ddpm, ddim, euler-maruyama, pc, euler, heun, dpm\\+\\+2m, dpm\\+\\+3m, rk4, adaptive"),
     ({"grid": "cosine"}, "uniform, logsnr, karras"),
     ({"grid": torch.tensor([0.0, 0.5, 1.0], dtype=F64)}, "strictly decreasing"),
