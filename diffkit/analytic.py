@@ -32,6 +32,9 @@ __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_p
 
 LOG_2PI = math.log(2.0 * math.pi)
 
+#: the most samples one call of ``sample`` draws (``MAX_SAMPLES * d`` numbers are allocated)
+MAX_SAMPLES = 10**7
+
 
 def _as_float_tensor(value, name: str) -> torch.Tensor:
     """A finite floating-point tensor (integers become float64); ``TypeError``/``ValueError``
@@ -85,8 +88,11 @@ class _Components:
         return self._cast_cache[key]
 
     def _check_x(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        """A finite floating-point ``[n, d]`` tensor (an array is read in the oracle's dtype);
+        finiteness is checked on the CPU only, so a sampling loop on an accelerator never waits."""
         if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x, dtype=self.means.dtype)
+            x = _checks.tensor(name, x, convert=True).to(self.means.dtype)
+        x = _checks.tensor(name, x, floating=True, sync=False)
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"{name} must have shape [n, {self.dim}]; got {tuple(x.shape)}")
         return x
@@ -101,6 +107,12 @@ class _Components:
         check_time(t)
         logw, means, evals, evecs = self._params(x)
         t = as_time(t, like=x)
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] not in (1, x.shape[0])):
+            raise ValueError(f"t must be a scalar or a [n] tensor with n = {x.shape[0]}; got shape "
+                             f"{tuple(t.shape)}")
+        if derivatives and t.device.type == "cpu" and bool((t == 0).any()):
+            if not math.isfinite(float(path.dsigma(torch.tensor(0.0, dtype=torch.float64)))):
+                raise ValueError(f"t must be > 0 here: sigma'(t) of {path.name} is infinite at t = 0")
         a, s = path.alpha(t), path.sigma(t)
         shape = (1, -1, 1) if t.dim() == 1 else ()
         a3, s3 = a.reshape(shape), s.reshape(shape)
@@ -201,9 +213,10 @@ class Gaussian(_Components):
                          evals[None], evecs[None])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``[n, d]``."""
-        which = torch.zeros(int(n), dtype=torch.long, device=self.mean.device)
-        return self._sample_components(int(n), generator, which)
+        """``n`` samples ``[n, d]`` (``n`` an integer in ``[0, MAX_SAMPLES]``)."""
+        n = _checks.integer("n", n, 0, MAX_SAMPLES)
+        which = torch.zeros(n, dtype=torch.long, device=self.mean.device)
+        return self._sample_components(n, generator, which)
 
     def marginal(self, t, path) -> "Gaussian":
         """The exact law of ``x_t``: ``N(alpha m, alpha^2 S + sigma^2 I)`` (``t`` a scalar)."""
@@ -220,6 +233,7 @@ class Gaussian(_Components):
         """Exact probability-flow map from time ``s`` to time ``t``:
         ``x_t = alpha_t m + U diag(sqrt(v_t / v_s)) U^T (x_s - alpha_s m)``."""
         path = get(path)
+        check_time(s, "s")
         check_time(t, "t")
         gs = self._geometry(x, s, path)
         _, means, evals, evecs = self._params(x)
@@ -252,6 +266,7 @@ class Gaussian(_Components):
             from .paths import LOGSNR_MAX
 
             t_min = float(path.t_from_logsnr(LOGSNR_MAX))
+        t_min, t_max = _checks.real("t_min", t_min), _checks.real("t_max", t_max)
         check_time(t_min, "t_min")
         check_time(t_max, "t_max")
         if not 0.0 < float(t_min) < float(t_max):
@@ -281,6 +296,11 @@ class Gaussian(_Components):
         posterior variance, exactly at ``(m_hat, S_hat) = (m, S)``. ``t``: scalar or ``[T]`` -> ``[T]``.
         """
         path = get(path)
+        m_hat = _checks.tensor("m_hat", m_hat, floating=True)
+        cov_hat = _checks.tensor("cov_hat", cov_hat, floating=True)
+        if m_hat.shape != (self.dim,) or cov_hat.shape != (self.dim, self.dim):
+            raise ValueError(f"m_hat and cov_hat must have shapes ({self.dim},) and ({self.dim}, "
+                             f"{self.dim}); got {tuple(m_hat.shape)} and {tuple(cov_hat.shape)}")
         check_time(t)
         t = as_time(t, like=self.mean).reshape(-1)
         a, s = path.alpha(t)[:, None, None], path.sigma(t)[:, None, None]
@@ -347,9 +367,10 @@ class GaussianMixture(_Components):
         return [Gaussian(self.means[i], self.covs[i]) for i in range(len(self.weights))]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``[n, d]``."""
-        which = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
-        return self._sample_components(int(n), generator, which)
+        """``n`` samples ``[n, d]`` (``n`` an integer in ``[0, MAX_SAMPLES]``)."""
+        n = _checks.integer("n", n, 0, MAX_SAMPLES)
+        which = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        return self._sample_components(n, generator, which)
 
     def marginal(self, t, path) -> "GaussianMixture":
         """The exact law of ``x_t``: the mixture of the component marginals (``t`` a scalar)."""

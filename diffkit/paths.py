@@ -69,6 +69,10 @@ COSINE_LOGSNR_MIN_RANGE = (-60.0, 10.0)
 #: anything is allocated, far above any useful run (a few thousand steps reach float64's floor).
 MAX_STEPS = 100_000
 
+#: the most entries of a tensor the kit allocates on request (a prior draw): 10^8 float64 numbers
+#: are 800 MB
+MAX_ELEMENTS = 10**8
+
 #: the range of ``rho`` of the ``karras`` grid (EDM uses 7; large ``rho`` tends to a logSNR grid)
 #: and the largest end logSNR of a named grid (``t`` of order ``exp(-50)`` on every path)
 RHO_RANGE = (0.1, 1000.0)
@@ -149,6 +153,8 @@ def path_logsnr(logsnr) -> torch.Tensor:
 
 def expand(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape a 0-dim or ``[batch]`` coefficient so that it broadcasts against ``x [batch, ...]``."""
+    if not isinstance(coef, torch.Tensor) or not isinstance(x, torch.Tensor):
+        raise TypeError(f"coef and x must be tensors; got {type(coef).__name__} and {type(x).__name__}")
     if coef.dim() == 0:
         return coef
     if coef.dim() != 1 or coef.shape[0] not in (1, x.shape[0]):
@@ -209,10 +215,19 @@ class GaussianPath:
 
     def prior(self, shape, generator: torch.Generator | None = None, dtype=torch.float64,
               device=None) -> torch.Tensor:
-        """A draw from the prior ``N(0, sigma(1)^2 I)``: the start of sampling at ``t = 1``."""
-        if isinstance(shape, int):
+        """A draw from the prior ``N(0, sigma(1)^2 I)``: the start of sampling at ``t = 1``.
+
+        ``shape``: an integer or a tuple of integers, at most :data:`MAX_ELEMENTS` entries in all."""
+        if not isinstance(shape, (list, tuple, torch.Size)):
             shape = (shape,)
-        z = torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+        shape = tuple(_checks.integer("shape", n, 0) for n in shape)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ValueError(f"shape must have at most {MAX_ELEMENTS} elements; got {shape}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        z = torch.randn(shape, generator=generator, dtype=dtype, device=device)
         return self.sigma(as_time(1.0, like=z)) * z
 
     def __repr__(self) -> str:
@@ -424,14 +439,19 @@ def get(name: str | GaussianPath, **kwargs) -> GaussianPath:
     Keyword arguments go to the family's constructor (e.g. ``get("ve", sigma_max=20.0)``).
     A path object is returned unchanged.
     """
+    return _get(name, "path", **kwargs)
+
+
+def _get(name, argument: str, **kwargs) -> GaussianPath:
+    """:func:`get`, with errors naming ``argument`` (``path``, or ``src``/``dst`` of :func:`retime`)."""
     if isinstance(name, GaussianPath):
         if kwargs:
-            raise ValueError("path: keyword arguments only apply when building a path by name")
+            raise ValueError(f"{argument}: keyword arguments only apply when building a path by name")
         return name
     if not isinstance(name, str):
-        raise TypeError(f"path must be one of {', '.join(NAMES)} or a GaussianPath; got "
+        raise TypeError(f"{argument} must be one of {', '.join(NAMES)} or a GaussianPath; got "
                         f"{type(name).__name__}")
-    factory = _FACTORIES[_checks.choice("path", name, NAMES)]
+    factory = _FACTORIES[_checks.choice(argument, name, NAMES)]
     allowed = tuple(inspect.signature(factory).parameters)
     extra = sorted(set(kwargs) - set(allowed))
     if extra:
@@ -446,7 +466,7 @@ def retime(src, dst, t) -> tuple[torch.Tensor, torch.Tensor]:
     (and sample by sample for the same ``x0`` and ``eps``; Kingma et al. 2021, Sec. 3).
 
     ``t`` must lie in ``[0, 1]``; ``t'`` is above 1 where ``dst`` never reaches ``src``'s logSNR."""
-    src, dst = get(src), get(dst)
+    src, dst = _get(src, "src"), _get(dst, "dst")
     check_time(t)
     t = as_time(t)
     t_dst = dst.t_from_logsnr(src.logsnr(t))

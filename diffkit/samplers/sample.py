@@ -63,14 +63,19 @@ def resolve_path(path):
 
 
 class _Counted:
-    """Wraps a denoiser and counts its calls (a python counter: no host synchronisation)."""
+    """Wraps a denoiser and counts its calls (a python counter: no host synchronisation). A
+    ``ValueError``/``TypeError`` of the denoiser (an oracle refusing a state of the wrong shape)
+    is raised again with the shape of ``x_start``, which is where such a state comes from."""
 
-    def __init__(self, denoiser: Callable):
-        self.denoiser, self.calls = denoiser, 0
+    def __init__(self, denoiser: Callable, x_start: torch.Tensor):
+        self.denoiser, self.calls, self.shape = denoiser, 0, tuple(x_start.shape)
 
     def __call__(self, x, t):
         self.calls += 1
-        return self.denoiser(x, t)
+        try:
+            return self.denoiser(x, t)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"denoiser refused a state of x_start's shape {self.shape}: {exc}") from exc
 
 
 def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++2m",
@@ -110,7 +115,7 @@ def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++
     _checks.boolean("return_trajectory", return_trajectory)
     path = resolve_path(path)
     ts = make_grid(grid, steps, path)
-    counted = _Counted(denoiser)
+    counted = _Counted(denoiser, x_start)
     xs: list = []
     x0s: list = []
 
