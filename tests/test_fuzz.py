@@ -31,13 +31,27 @@ import math
 
 import pytest
 import torch
+from fuzzing import (
+    COUNTS,
+    Family,
+    Row,
+    anything,
+    boolean,
+    check,
+    function,
+    generator,
+    integer,
+    name,
+    real,
+    row,
+    rows,
+    tensor,
+)
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import diffkit
 from diffkit import analytic, discrete, paths, samplers, train
-from fuzzing import (COUNTS, Family, Row, anything, boolean, check, function, generator, integer,
-                     name, real, row, rows, tensor)
 
 F64 = torch.float64
 NAN, INF = math.nan, math.inf
