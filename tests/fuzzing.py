@@ -183,23 +183,32 @@ class Row:
     family: Family
     aliases: tuple = ()
     marks: tuple = field(default=(), compare=False)
+    #: the part of the result that must be finite (all of it by default); e.g. a decoder's
+    #: tokens, when its history marks "not applicable" with nan by design
+    output: Callable[[Any], Any] | None = None
+    #: exceptions accepted besides ValueError/TypeError (a missing file: FileNotFoundError)
+    errors: tuple = ()
 
 
 def row(label: str, fn: Callable, base: dict, argument: str, family: Family, aliases=(),
-        marks=(), positional: tuple = ()) -> Row:
-    """A row calling ``fn(*positional, **{**base, argument: value})``."""
+        marks=(), output=None, errors=()) -> Row:
+    """A row calling ``fn(**{**base, argument: value})``."""
 
     def call(value):
-        return fn(*positional, **{**base, argument: value})
+        return fn(**{**base, argument: value})
 
-    return Row(f"{label}/{argument}", call, argument, family, tuple(aliases), tuple(marks))
+    return Row(f"{label}/{argument}", call, argument, family, tuple(aliases), tuple(marks),
+               output, tuple(errors))
 
 
-def rows(label: str, fn: Callable, base: dict, aliases: dict | None = None, **families) -> list[Row]:
+def rows(label: str, fn: Callable, base: dict, aliases: dict | None = None, output=None,
+         **families) -> list[Row]:
     """One :func:`row` per keyword: ``argument=family``. ``aliases`` maps an argument to other
-    names its errors may use instead (``name`` of ``paths.get`` is called ``path`` there)."""
+    names its errors may use instead (``name`` of ``paths.get`` is called ``path`` there);
+    ``output`` picks the part of the result that must be finite."""
     aliases = aliases or {}
-    return [row(label, fn, base, arg, fam, aliases=aliases.get(arg, ())) for arg, fam in families.items()]
+    return [row(label, fn, base, arg, fam, aliases=aliases.get(arg, ()), output=output)
+            for arg, fam in families.items()]
 
 
 def _non_finite(value, depth: int = 0) -> str | None:
@@ -264,13 +273,13 @@ def _check(r: Row, value) -> str | None:
     if kind == "hang":
         return f"{r.argument}={shown}: still running after {TIME_LIMIT:g} s"
     if kind == "ok":
-        bad = _non_finite(out)
+        bad = _non_finite(out if r.output is None else r.output(out))
         if bad:
             return f"{r.argument}={shown}: returned {bad} without an error"
         COUNTS["returned"] += 1
         return None
     exc = out
-    if isinstance(exc, (ValueError, TypeError)):
+    if isinstance(exc, (ValueError, TypeError) + r.errors):
         message = str(exc)
         if any(n in message for n in (r.argument,) + r.aliases):
             COUNTS["refused"] += 1
