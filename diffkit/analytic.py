@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from . import _checks
 from .paths import GaussianPath, as_time, check_time, get
 
 __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
@@ -31,26 +32,39 @@ __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_p
 
 LOG_2PI = math.log(2.0 * math.pi)
 
+#: the most samples one call of ``sample`` draws (``MAX_SAMPLES * d`` numbers are allocated)
+MAX_SAMPLES = 10**7
+
 
 def _as_float_tensor(value, name: str) -> torch.Tensor:
-    t = torch.as_tensor(value)
-    if not t.is_floating_point():
-        t = t.to(torch.float64)
-    if not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite")
-    return t
+    """A finite floating-point tensor (integers become float64); ``TypeError``/``ValueError``
+    naming ``name`` otherwise."""
+    return _checks.tensor(name, value, floating=True, convert=True)
+
+
+#: dtypes whose linear algebra (``eigh``, ``cholesky``) torch runs; others are lifted to float64
+_LINALG_DTYPES = (torch.float32, torch.float64)
+
+
+def _linalg_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Where a decomposition of a ``dtype`` matrix is computed: float16/bfloat16 in float64."""
+    return dtype if dtype in _LINALG_DTYPES else torch.float64
 
 
 def _check_cov(cov: torch.Tensor, d: int, name: str = "cov") -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate a symmetric positive-definite ``[d, d]`` matrix; return its eigenpairs."""
+    """Validate a symmetric positive-definite ``[d, d]`` matrix; return its eigenpairs in its own
+    dtype (computed in float64 for float16/bfloat16, whose ``eigh`` torch does not provide)."""
     if cov.shape != (d, d):
         raise ValueError(f"{name} must have shape ({d}, {d}) to match the mean; got {tuple(cov.shape)}")
-    scale = cov.abs().max().clamp_min(1.0)
-    if not torch.allclose(cov, cov.T, atol=1e-10 * float(scale), rtol=1e-8):
+    work = cov.to(_linalg_dtype(cov.dtype))
+    scale = work.abs().max().clamp_min(1.0)
+    if not torch.allclose(work, work.T, atol=1e-10 * float(scale), rtol=1e-8):
         raise ValueError(f"{name} must be symmetric")
-    evals, evecs = torch.linalg.eigh(0.5 * (cov + cov.T))
+    evals, evecs = torch.linalg.eigh(0.5 * (work + work.T))
+    evals, evecs = evals.to(cov.dtype), evecs.to(cov.dtype)
     if not bool((evals > 0).all()):
-        raise ValueError(f"{name} must be positive definite; smallest eigenvalue {float(evals.min()):.3g}")
+        raise ValueError(f"{name} must be positive definite (in {cov.dtype}); smallest eigenvalue "
+                         f"{float(evals.min()):.3g}")
     return evals, evecs
 
 
@@ -74,8 +88,11 @@ class _Components:
         return self._cast_cache[key]
 
     def _check_x(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        """A finite floating-point ``[n, d]`` tensor (an array is read in the oracle's dtype);
+        finiteness is checked on the CPU only, so a sampling loop on an accelerator never waits."""
         if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x, dtype=self.means.dtype)
+            x = _checks.tensor(name, x, convert=True).to(self.means.dtype)
+        x = _checks.tensor(name, x, floating=True, sync=False)
         if x.dim() != 2 or x.shape[1] != self.dim:
             raise ValueError(f"{name} must have shape [n, {self.dim}]; got {tuple(x.shape)}")
         return x
@@ -90,6 +107,12 @@ class _Components:
         check_time(t)
         logw, means, evals, evecs = self._params(x)
         t = as_time(t, like=x)
+        if t.dim() > 1 or (t.dim() == 1 and t.shape[0] not in (1, x.shape[0])):
+            raise ValueError(f"t must be a scalar or a [n] tensor with n = {x.shape[0]}; got shape "
+                             f"{tuple(t.shape)}")
+        if derivatives and t.device.type == "cpu" and bool((t == 0).any()):
+            if not math.isfinite(float(path.dsigma(torch.tensor(0.0, dtype=torch.float64)))):
+                raise ValueError(f"t must be > 0 here: sigma'(t) of {path.name} is infinite at t = 0")
         a, s = path.alpha(t), path.sigma(t)
         shape = (1, -1, 1) if t.dim() == 1 else ()
         a3, s3 = a.reshape(shape), s.reshape(shape)
@@ -182,17 +205,18 @@ class Gaussian(_Components):
     def __init__(self, mean, cov):
         mean = _as_float_tensor(mean, "mean")
         cov = _as_float_tensor(cov, "cov").to(dtype=mean.dtype, device=mean.device)
-        if mean.dim() != 1:
-            raise ValueError(f"mean must be a 1-D tensor [d]; got shape {tuple(mean.shape)}")
+        if mean.dim() != 1 or mean.shape[0] < 1:
+            raise ValueError(f"mean must be a 1-D tensor [d] with d >= 1; got shape {tuple(mean.shape)}")
         evals, evecs = _check_cov(cov, mean.shape[0])
         self.mean, self.cov = mean, 0.5 * (cov + cov.T)
         super().__init__(torch.zeros(1, dtype=mean.dtype, device=mean.device), mean[None],
                          evals[None], evecs[None])
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``[n, d]``."""
-        which = torch.zeros(int(n), dtype=torch.long, device=self.mean.device)
-        return self._sample_components(int(n), generator, which)
+        """``n`` samples ``[n, d]`` (``n`` an integer in ``[0, MAX_SAMPLES]``)."""
+        n = _checks.integer("n", n, 0, MAX_SAMPLES)
+        which = torch.zeros(n, dtype=torch.long, device=self.mean.device)
+        return self._sample_components(n, generator, which)
 
     def marginal(self, t, path) -> "Gaussian":
         """The exact law of ``x_t``: ``N(alpha m, alpha^2 S + sigma^2 I)`` (``t`` a scalar)."""
@@ -209,6 +233,7 @@ class Gaussian(_Components):
         """Exact probability-flow map from time ``s`` to time ``t``:
         ``x_t = alpha_t m + U diag(sqrt(v_t / v_s)) U^T (x_s - alpha_s m)``."""
         path = get(path)
+        check_time(s, "s")
         check_time(t, "t")
         gs = self._geometry(x, s, path)
         _, means, evals, evecs = self._params(x)
@@ -241,6 +266,7 @@ class Gaussian(_Components):
             from .paths import LOGSNR_MAX
 
             t_min = float(path.t_from_logsnr(LOGSNR_MAX))
+        t_min, t_max = _checks.real("t_min", t_min), _checks.real("t_max", t_max)
         check_time(t_min, "t_min")
         check_time(t_max, "t_max")
         if not 0.0 < float(t_min) < float(t_max):
@@ -270,6 +296,11 @@ class Gaussian(_Components):
         posterior variance, exactly at ``(m_hat, S_hat) = (m, S)``. ``t``: scalar or ``[T]`` -> ``[T]``.
         """
         path = get(path)
+        m_hat = _checks.tensor("m_hat", m_hat, floating=True)
+        cov_hat = _checks.tensor("cov_hat", cov_hat, floating=True)
+        if m_hat.shape != (self.dim,) or cov_hat.shape != (self.dim, self.dim):
+            raise ValueError(f"m_hat and cov_hat must have shapes ({self.dim},) and ({self.dim}, "
+                             f"{self.dim}); got {tuple(m_hat.shape)} and {tuple(cov_hat.shape)}")
         check_time(t)
         t = as_time(t, like=self.mean).reshape(-1)
         a, s = path.alpha(t)[:, None, None], path.sigma(t)[:, None, None]
@@ -297,8 +328,8 @@ class GaussianMixture(_Components):
 
     def __init__(self, weights, means, covs):
         means = _as_float_tensor(means, "means")
-        if means.dim() != 2:
-            raise ValueError(f"means must have shape [K, d]; got {tuple(means.shape)}")
+        if means.dim() != 2 or 0 in means.shape:
+            raise ValueError(f"means must have shape [K, d] with K, d >= 1; got {tuple(means.shape)}")
         k, d = means.shape
         weights = _as_float_tensor(weights, "weights").to(dtype=means.dtype, device=means.device)
         if weights.shape != (k,):
@@ -336,9 +367,10 @@ class GaussianMixture(_Components):
         return [Gaussian(self.means[i], self.covs[i]) for i in range(len(self.weights))]
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` samples ``[n, d]``."""
-        which = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
-        return self._sample_components(int(n), generator, which)
+        """``n`` samples ``[n, d]`` (``n`` an integer in ``[0, MAX_SAMPLES]``)."""
+        n = _checks.integer("n", n, 0, MAX_SAMPLES)
+        which = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        return self._sample_components(n, generator, which)
 
     def marginal(self, t, path) -> "GaussianMixture":
         """The exact law of ``x_t``: the mixture of the component marginals (``t`` a scalar)."""
@@ -356,17 +388,44 @@ class GaussianMixture(_Components):
 
 
 def sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
-    """Symmetric square root of a symmetric positive semi-definite matrix (by ``eigh``)."""
-    evals, evecs = torch.linalg.eigh(0.5 * (c + c.T))
-    return (evecs * evals.clamp_min(0).sqrt()) @ evecs.T
+    """Symmetric square root of a symmetric positive semi-definite matrix (by ``eigh``; float16
+    and bfloat16 are computed in float64 and returned in their dtype)."""
+    c = _as_float_tensor(c, "c")
+    if c.dim() != 2 or c.shape[0] != c.shape[1]:
+        raise ValueError(f"c must be a square matrix [d, d]; got shape {tuple(c.shape)}")
+    work = c.to(_linalg_dtype(c.dtype))
+    evals, evecs = torch.linalg.eigh(0.5 * (work + work.T))
+    if evals.numel() and float(evals.min()) < _psd_floor(evals):
+        raise ValueError(f"c must be positive semi-definite; smallest eigenvalue {float(evals.min()):.3g}")
+    return ((evecs * evals.clamp_min(0).sqrt()) @ evecs.T).to(c.dtype)
 
 
 def _as_gaussian(p, name):
+    """``(mean, cov, dtype)`` of a Gaussian or a ``(mean, cov)`` pair: finite, shapes ``[d]`` and
+    ``[d, d]``, symmetric; lifted to float64 where torch has no ``eigh`` (float16/bfloat16), with
+    ``dtype`` the caller's, in which the result is returned."""
     if isinstance(p, Gaussian):
-        return p.mean, p.cov
-    if isinstance(p, (tuple, list)) and len(p) == 2:
-        return _as_float_tensor(p[0], f"{name}[0]"), _as_float_tensor(p[1], f"{name}[1]")
-    raise TypeError(f"{name} must be an analytic.Gaussian or a (mean, cov) pair; got {type(p).__name__}")
+        mean, cov = p.mean, p.cov
+    elif isinstance(p, (tuple, list)) and len(p) == 2:
+        mean, cov = _as_float_tensor(p[0], f"{name}[0]"), _as_float_tensor(p[1], f"{name}[1]")
+    else:
+        raise TypeError(f"{name} must be an analytic.Gaussian or a (mean, cov) pair; got {type(p).__name__}")
+    if mean.dim() != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
+        raise ValueError(f"{name} must be a mean [d] and a covariance [d, d]; got shapes "
+                         f"{tuple(mean.shape)} and {tuple(cov.shape)}")
+    dtype = mean.dtype
+    work = _linalg_dtype(torch.promote_types(dtype, cov.dtype))
+    mean, cov = mean.to(work), cov.to(device=mean.device, dtype=work)
+    scale = float(cov.abs().max().clamp_min(1.0)) if cov.numel() else 1.0
+    if not torch.allclose(cov, cov.T, atol=1e-6 * scale, rtol=1e-6):
+        raise ValueError(f"{name}'s covariance must be symmetric")
+    return mean, 0.5 * (cov + cov.T), dtype
+
+
+def _psd_floor(evals: torch.Tensor) -> float:
+    """How negative a round-off eigenvalue of a positive semi-definite matrix may be."""
+    eps = torch.finfo(evals.dtype).eps
+    return -1e3 * eps * max(1.0, float(evals.abs().max()))
 
 
 def w2_gaussian(p, q) -> torch.Tensor:
@@ -378,16 +437,22 @@ def w2_gaussian(p, q) -> torch.Tensor:
     ``X = R - S_p``, ``X`` solves the Sylvester equation ``S_p X + X R = S_p^1/2 (S_q - S_p) S_p^1/2``
     and the trace term equals ``||S_p^-1/2 X||_F^2``. So a tiny difference between the laws (a
     sampler's discretisation error at many steps) is measured to float64 precision instead of
-    being lost in ``tr S_p + tr S_q - 2 tr R``. ``p`` must have a positive-definite covariance.
+    being lost in ``tr S_p + tr S_q - 2 tr R``. ``p`` must have a positive-definite covariance,
+    ``q`` a positive semi-definite one (a degenerate law, e.g. a sampler's, is allowed). float16
+    and bfloat16 inputs are computed in float64; the result has ``p``'s dtype.
     """
-    mp, cp = _as_gaussian(p, "p")
-    mq, cq = _as_gaussian(q, "q")
-    if mp.shape != mq.shape or cp.shape != cq.shape:
+    mp, cp, dtype = _as_gaussian(p, "p")
+    mq, cq, _ = _as_gaussian(q, "q")
+    if mp.shape != mq.shape:
         raise ValueError(f"p and q must have the same dimension; got {tuple(mp.shape)} and {tuple(mq.shape)}")
-    cq = cq.to(cp.dtype)
-    lam, u = torch.linalg.eigh(0.5 * (cp + cp.T))
+    cq, mq = cq.to(cp.dtype), mq.to(mp.dtype)
+    lam, u = torch.linalg.eigh(cp)
     if not bool((lam > 0).all()):
-        raise ValueError("p's covariance must be positive definite")
+        raise ValueError(f"p's covariance must be positive definite; smallest eigenvalue {float(lam.min()):.3g}")
+    q_evals = torch.linalg.eigvalsh(cq)
+    q_min = float(q_evals.min())
+    if q_min < _psd_floor(q_evals):
+        raise ValueError(f"q's covariance must be positive semi-definite; smallest eigenvalue {q_min:.3g}")
     sp = (u * lam.sqrt()) @ u.T
     sp_inv = (u / lam.sqrt()) @ u.T
     middle = sp @ cq @ sp
@@ -399,24 +464,36 @@ def w2_gaussian(p, q) -> torch.Tensor:
     x_tilde = (u.T @ rhs @ r_vecs) / (lam[:, None] + r_vals[None, :])
     x = u @ x_tilde @ r_vecs.T
     cov_term = ((sp_inv @ x) ** 2).sum()
-    mean_term = ((mp - mq.to(mp.dtype)) ** 2).sum()
-    return torch.sqrt((mean_term + cov_term).clamp_min(0))
+    mean_term = ((mp - mq) ** 2).sum()
+    return torch.sqrt((mean_term + cov_term).clamp_min(0)).to(dtype)
+
+
+def _cholesky(cov: torch.Tensor, name: str) -> torch.Tensor:
+    factor, info = torch.linalg.cholesky_ex(cov)
+    if int(info) != 0:
+        raise ValueError(f"{name}'s covariance must be positive definite (its Cholesky factorisation "
+                         f"fails at column {int(info)})")
+    return factor
 
 
 def kl_gaussian(p, q) -> torch.Tensor:
     """``KL(p || q)`` between Gaussians:
-    ``1/2 [tr(S_q^-1 S_p) + (m_q - m_p)^T S_q^-1 (m_q - m_p) - d + log det S_q - log det S_p]``."""
-    mp, cp = _as_gaussian(p, "p")
-    mq, cq = _as_gaussian(q, "q")
+    ``1/2 [tr(S_q^-1 S_p) + (m_q - m_p)^T S_q^-1 (m_q - m_p) - d + log det S_q - log det S_p]``.
+
+    Both covariances must be positive definite; float16 and bfloat16 inputs are computed in
+    float64 and the result has ``p``'s dtype."""
+    mp, cp, dtype = _as_gaussian(p, "p")
+    mq, cq, _ = _as_gaussian(q, "q")
     if mp.shape != mq.shape:
         raise ValueError(f"p and q must have the same dimension; got {tuple(mp.shape)} and {tuple(mq.shape)}")
-    lq = torch.linalg.cholesky(cq)
-    lp = torch.linalg.cholesky(cp)
+    mq, cq = mq.to(mp.dtype), cq.to(cp.dtype)
+    lq = _cholesky(cq, "q")
+    lp = _cholesky(cp, "p")
     d = mp.shape[0]
     a = torch.linalg.solve_triangular(lq, lp, upper=False)
     diff = torch.linalg.solve_triangular(lq, (mq - mp)[:, None], upper=False)
     logdet = 2.0 * (torch.log(torch.diagonal(lq)).sum() - torch.log(torch.diagonal(lp)).sum())
-    return 0.5 * ((a**2).sum() + (diff**2).sum() - d + logdet)
+    return (0.5 * ((a**2).sum() + (diff**2).sum() - d + logdet)).to(dtype)
 
 
 # The exact law of a sampler's output (issue: samplers): it lives beside the solvers, whose runs it

@@ -23,10 +23,13 @@ The five families:
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Callable
 
 import torch
+
+from . import _checks
 
 __all__ = [
     "NAMES",
@@ -43,6 +46,7 @@ __all__ = [
     "as_time",
     "check_time",
     "retime",
+    "MAX_STEPS",
 ]
 
 NAMES = ("vp-linear", "vp-cosine", "ve", "edm", "linear")
@@ -54,36 +58,103 @@ GRIDS = ("uniform", "logsnr", "karras")
 LOGSNR_MAX = -2.0 * math.log(0.002)
 LOGSNR_MIN = -20.0
 
+#: stated ranges of the path parameters: wide enough for every schedule in use, narrow enough
+#: that no coefficient overflows or underflows float64 (``beta`` in ``(0, MAX_BETA]``, the VE/EDM
+#: noise scales in ``[MIN_SIGMA, MAX_SIGMA]``, the cosine path's final logSNR in the range below).
+MAX_BETA = 1000.0
+MIN_SIGMA, MAX_SIGMA = 1e-8, 1e6
+COSINE_LOGSNR_MIN_RANGE = (-60.0, 10.0)
 
-def as_time(t, like: torch.Tensor | None = None) -> torch.Tensor:
-    """``t`` as a tensor: a python number becomes float64 (or ``like``'s dtype and device)."""
+#: the largest number of steps of a named grid (and so of a sampling run): a bound stated before
+#: anything is allocated, far above any useful run (a few thousand steps reach float64's floor).
+MAX_STEPS = 100_000
+
+#: the most entries of a tensor the kit allocates on request (a prior draw): 10^8 float64 numbers
+#: are 800 MB
+MAX_ELEMENTS = 10**8
+
+#: the range of ``rho`` of the ``karras`` grid (EDM uses 7; large ``rho`` tends to a logSNR grid)
+#: and the largest end logSNR of a named grid (``t`` of order ``exp(-50)`` on every path)
+RHO_RANGE = (0.1, 1000.0)
+MAX_LOGSNR = 100.0
+
+
+def as_time(t, like: torch.Tensor | None = None, name: str = "t") -> torch.Tensor:
+    """``t`` as a tensor: a python number becomes float64 (or ``like``'s dtype and device).
+
+    Anything but a real number or a real tensor is a ``TypeError`` naming ``name``."""
     if isinstance(t, torch.Tensor):
+        if t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must be a real number or tensor; got dtype {t.dtype}")
         if like is not None:
             return t.to(dtype=like.dtype, device=like.device)
         return t if t.is_floating_point() else t.to(torch.get_default_dtype())
+    if isinstance(t, bool) or not isinstance(t, (int, float)) and not _is_real_array(t):
+        raise TypeError(f"{name} must be a real number or tensor; got {type(t).__name__}")
     if like is not None:
         return torch.as_tensor(t, dtype=like.dtype, device=like.device)
     return torch.as_tensor(t, dtype=torch.float64)
 
 
+def _is_real_array(t) -> bool:
+    """A numpy scalar or array, or a (nested) list of numbers: what ``torch.as_tensor`` reads."""
+    import numbers
+
+    if isinstance(t, numbers.Real):
+        return True
+    if isinstance(t, (list, tuple)):
+        return len(t) > 0 and all(_is_real_array(v) for v in t)
+    kind = getattr(getattr(t, "dtype", None), "kind", None)
+    return kind in ("f", "i", "u")
+
+
 def check_time(t, name: str = "t") -> None:
-    """Raise ``ValueError`` if ``t`` lies outside ``[0, 1]``.
+    """Raise ``ValueError`` if ``t`` lies outside ``[0, 1]`` or is ``nan`` (``TypeError`` if it is
+    not a real number or tensor).
 
     Checked only for python numbers and CPU tensors, so that no host synchronisation is ever
     forced on an accelerator.
     """
     if isinstance(t, torch.Tensor):
+        as_time(t, name=name)
         if t.device.type != "cpu":
             return
-        bad = bool(((t < 0) | (t > 1) | torch.isnan(t)).any())
+        if t.dim() == 0:
+            bad = not 0.0 <= float(t) <= 1.0
+        else:
+            bad = not bool(((t >= 0) & (t <= 1)).all())
     else:
-        bad = not (0.0 <= float(t) <= 1.0)
+        tt = as_time(t, name=name)
+        bad = not bool(((tt >= 0) & (tt <= 1)).all())
     if bad:
         raise ValueError(f"{name} must lie in [0, 1] (t = 0 is data, t = 1 the prior); got {t}")
 
 
+def path_time(t) -> torch.Tensor:
+    """``t`` for a path's coefficient (``alpha``, ``sigma``, ...): a tensor as :func:`as_time`
+    makes it, refused if it is ``nan`` or negative. Times above 1 are allowed: the closed forms
+    extend there, which :func:`retime` uses to say that no time of a path reaches a logSNR.
+    Checked on python numbers and CPU tensors only (no host synchronisation)."""
+    t = as_time(t)
+    if t.device.type == "cpu":
+        bad = not float(t) >= 0.0 if t.dim() == 0 else not bool((t >= 0).all())
+        if bad:
+            raise ValueError(f"t must be a time >= 0 (t = 0 is data, t = 1 the prior); got {t}")
+    return t
+
+
+def path_logsnr(logsnr) -> torch.Tensor:
+    """``logsnr`` as a tensor for :meth:`GaussianPath.t_from_logsnr`, refused if ``nan`` (CPU)."""
+    lam = as_time(logsnr, name="logsnr")
+    if lam.device.type == "cpu" and bool(torch.isnan(lam).any()):
+        raise ValueError("logsnr must not be nan")
+    return lam
+
+
 def expand(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Reshape a 0-dim or ``[batch]`` coefficient so that it broadcasts against ``x [batch, ...]``."""
+    if not isinstance(coef, torch.Tensor) or not isinstance(x, torch.Tensor):
+        raise TypeError(f"coef and x must be tensors; got {type(coef).__name__} and {type(x).__name__}")
     if coef.dim() == 0:
         return coef
     if coef.dim() != 1 or coef.shape[0] not in (1, x.shape[0]):
@@ -125,12 +196,12 @@ class GaussianPath:
 
     def logsnr(self, t) -> torch.Tensor:
         """``2 * log(alpha / sigma)``; ``+inf`` at ``t = 0``."""
-        t = as_time(t)
+        t = path_time(t)
         return 2.0 * (torch.log(self.alpha(t)) - torch.log(self.sigma(t)))
 
     def dlogsnr(self, t) -> torch.Tensor:
         """``d logsnr / dt = 2 (alpha'/alpha - sigma'/sigma)`` (negative: logSNR decreases)."""
-        t = as_time(t)
+        t = path_time(t)
         return 2.0 * (self.dalpha(t) / self.alpha(t) - self.dsigma(t) / self.sigma(t))
 
     @property
@@ -144,10 +215,19 @@ class GaussianPath:
 
     def prior(self, shape, generator: torch.Generator | None = None, dtype=torch.float64,
               device=None) -> torch.Tensor:
-        """A draw from the prior ``N(0, sigma(1)^2 I)``: the start of sampling at ``t = 1``."""
-        if isinstance(shape, int):
+        """A draw from the prior ``N(0, sigma(1)^2 I)``: the start of sampling at ``t = 1``.
+
+        ``shape``: an integer or a tuple of integers, at most :data:`MAX_ELEMENTS` entries in all."""
+        if not isinstance(shape, (list, tuple, torch.Size)):
             shape = (shape,)
-        z = torch.randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+        shape = tuple(_checks.integer("shape", n, 0) for n in shape)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ValueError(f"shape must have at most {MAX_ELEMENTS} elements; got {shape}")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        z = torch.randn(shape, generator=generator, dtype=dtype, device=device)
         return self.sigma(as_time(1.0, like=z)) * z
 
     def __repr__(self) -> str:
@@ -163,39 +243,41 @@ class VPLinear(GaussianPath):
     name = "vp-linear"
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        if not 0 < beta_min < beta_max:
-            raise ValueError(f"need 0 < beta_min < beta_max; got {beta_min}, {beta_max}")
-        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
+        beta_min = _checks.real("beta_min", beta_min, 0.0, MAX_BETA, low_open=True)
+        beta_max = _checks.real("beta_max", beta_max, 0.0, MAX_BETA, low_open=True)
+        if not beta_min < beta_max:
+            raise ValueError(f"beta_max must exceed beta_min; got beta_min={beta_min}, beta_max={beta_max}")
+        self.beta_min, self.beta_max = beta_min, beta_max
 
     def _log_alpha(self, t):
         return -0.25 * t * t * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
 
     def beta(self, t) -> torch.Tensor:
-        t = as_time(t)
+        t = path_time(t)
         return self.beta_min + t * (self.beta_max - self.beta_min)
 
     def alpha(self, t):
-        return torch.exp(self._log_alpha(as_time(t)))
+        return torch.exp(self._log_alpha(path_time(t)))
 
     def sigma(self, t):
-        return torch.sqrt(-torch.expm1(2.0 * self._log_alpha(as_time(t))))
+        return torch.sqrt(-torch.expm1(2.0 * self._log_alpha(path_time(t))))
 
     def dalpha(self, t):
-        t = as_time(t)
+        t = path_time(t)
         return -0.5 * self.beta(t) * self.alpha(t)
 
     def dsigma(self, t):
-        t = as_time(t)
+        t = path_time(t)
         a = self.alpha(t)
         return -a * self.dalpha(t) / self.sigma(t)
 
     def logsnr(self, t):
-        la2 = 2.0 * self._log_alpha(as_time(t))
+        la2 = 2.0 * self._log_alpha(path_time(t))
         return la2 - torch.log(-torch.expm1(la2))
 
     def t_from_logsnr(self, logsnr):
         # alpha^2 = sigmoid(logsnr)  =>  (Delta/2) t^2 + beta_min t - softplus(-logsnr) = 0
-        lam = as_time(logsnr)
+        lam = path_logsnr(logsnr)
         delta = self.beta_max - self.beta_min
         c = torch.nn.functional.softplus(-lam)
         return (torch.sqrt(self.beta_min**2 + 2.0 * delta * c) - self.beta_min) / delta
@@ -215,26 +297,26 @@ class VPCosine(GaussianPath):
     name = "vp-cosine"
 
     def __init__(self, logsnr_min: float = -20.0):
-        self.logsnr_min = float(logsnr_min)
+        self.logsnr_min = _checks.real("logsnr_min", logsnr_min, *COSINE_LOGSNR_MIN_RANGE)
         self.theta_max = math.atan(math.exp(-0.5 * self.logsnr_min))
 
     def alpha(self, t):
-        return torch.cos(self.theta_max * as_time(t))
+        return torch.cos(self.theta_max * path_time(t))
 
     def sigma(self, t):
-        return torch.sin(self.theta_max * as_time(t))
+        return torch.sin(self.theta_max * path_time(t))
 
     def dalpha(self, t):
-        return -self.theta_max * torch.sin(self.theta_max * as_time(t))
+        return -self.theta_max * torch.sin(self.theta_max * path_time(t))
 
     def dsigma(self, t):
-        return self.theta_max * torch.cos(self.theta_max * as_time(t))
+        return self.theta_max * torch.cos(self.theta_max * path_time(t))
 
     def logsnr(self, t):
-        return -2.0 * torch.log(torch.tan(self.theta_max * as_time(t)))
+        return -2.0 * torch.log(torch.tan(self.theta_max * path_time(t)))
 
     def t_from_logsnr(self, logsnr):
-        return torch.atan(torch.exp(-0.5 * as_time(logsnr))) / self.theta_max
+        return torch.atan(torch.exp(-0.5 * path_logsnr(logsnr))) / self.theta_max
 
     def __repr__(self):
         return f"VPCosine(logsnr_min={self.logsnr_min})"
@@ -252,29 +334,32 @@ class VE(GaussianPath):
     name = "ve"
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        if not 0 < sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max; got {sigma_min}, {sigma_max}")
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+        sigma_min = _checks.real("sigma_min", sigma_min, MIN_SIGMA, MAX_SIGMA)
+        sigma_max = _checks.real("sigma_max", sigma_max, MIN_SIGMA, MAX_SIGMA)
+        if not sigma_min < sigma_max:
+            raise ValueError(f"sigma_max must exceed sigma_min; got sigma_min={sigma_min}, "
+                             f"sigma_max={sigma_max}")
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
         self.log_r = math.log(self.sigma_max / self.sigma_min)
 
     def alpha(self, t):
-        return torch.ones_like(as_time(t))
+        return torch.ones_like(path_time(t))
 
     def sigma(self, t):
-        return self.sigma_min * torch.sqrt(torch.expm1(2.0 * self.log_r * as_time(t)))
+        return self.sigma_min * torch.sqrt(torch.expm1(2.0 * self.log_r * path_time(t)))
 
     def dalpha(self, t):
-        return torch.zeros_like(as_time(t))
+        return torch.zeros_like(path_time(t))
 
     def dsigma(self, t):
-        t = as_time(t)
+        t = path_time(t)
         return self.sigma_min**2 * self.log_r * torch.exp(2.0 * self.log_r * t) / self.sigma(t)
 
     def logsnr(self, t):
-        return -torch.log(self.sigma_min**2 * torch.expm1(2.0 * self.log_r * as_time(t)))
+        return -torch.log(self.sigma_min**2 * torch.expm1(2.0 * self.log_r * path_time(t)))
 
     def t_from_logsnr(self, logsnr):
-        lam = as_time(logsnr)
+        lam = path_logsnr(logsnr)
         # r^(2t) = 1 + exp(-logsnr) / sigma_min^2
         return torch.log1p(torch.exp(-lam - 2.0 * math.log(self.sigma_min))) / (2.0 * self.log_r)
 
@@ -289,27 +374,25 @@ class EDM(GaussianPath):
     name = "edm"
 
     def __init__(self, sigma_max: float = 80.0):
-        if not sigma_max > 0:
-            raise ValueError(f"sigma_max must be positive; got {sigma_max}")
-        self.sigma_max = float(sigma_max)
+        self.sigma_max = _checks.real("sigma_max", sigma_max, 0.0, MAX_SIGMA, low_open=True)
 
     def alpha(self, t):
-        return torch.ones_like(as_time(t))
+        return torch.ones_like(path_time(t))
 
     def sigma(self, t):
-        return self.sigma_max * as_time(t)
+        return self.sigma_max * path_time(t)
 
     def dalpha(self, t):
-        return torch.zeros_like(as_time(t))
+        return torch.zeros_like(path_time(t))
 
     def dsigma(self, t):
-        return torch.full_like(as_time(t), self.sigma_max)
+        return torch.full_like(path_time(t), self.sigma_max)
 
     def logsnr(self, t):
-        return -2.0 * torch.log(self.sigma_max * as_time(t))
+        return -2.0 * torch.log(self.sigma_max * path_time(t))
 
     def t_from_logsnr(self, logsnr):
-        return torch.exp(-0.5 * as_time(logsnr)) / self.sigma_max
+        return torch.exp(-0.5 * path_logsnr(logsnr)) / self.sigma_max
 
     def __repr__(self):
         return f"EDM(sigma_max={self.sigma_max})"
@@ -322,23 +405,23 @@ class Linear(GaussianPath):
     name = "linear"
 
     def alpha(self, t):
-        return 1.0 - as_time(t)
+        return 1.0 - path_time(t)
 
     def sigma(self, t):
-        return as_time(t).clone()
+        return path_time(t).clone()
 
     def dalpha(self, t):
-        return torch.full_like(as_time(t), -1.0)
+        return torch.full_like(path_time(t), -1.0)
 
     def dsigma(self, t):
-        return torch.ones_like(as_time(t))
+        return torch.ones_like(path_time(t))
 
     def logsnr(self, t):
-        t = as_time(t)
+        t = path_time(t)
         return 2.0 * (torch.log1p(-t) - torch.log(t))
 
     def t_from_logsnr(self, logsnr):
-        return torch.sigmoid(-0.5 * as_time(logsnr))
+        return torch.sigmoid(-0.5 * path_logsnr(logsnr))
 
 
 _FACTORIES: dict[str, Callable[..., GaussianPath]] = {
@@ -356,20 +439,35 @@ def get(name: str | GaussianPath, **kwargs) -> GaussianPath:
     Keyword arguments go to the family's constructor (e.g. ``get("ve", sigma_max=20.0)``).
     A path object is returned unchanged.
     """
+    return _get(name, "path", **kwargs)
+
+
+def _get(name, argument: str, **kwargs) -> GaussianPath:
+    """:func:`get`, with errors naming ``argument`` (``path``, or ``src``/``dst`` of :func:`retime`)."""
     if isinstance(name, GaussianPath):
         if kwargs:
-            raise ValueError("path: keyword arguments only apply when building a path by name")
+            raise ValueError(f"{argument}: keyword arguments only apply when building a path by name")
         return name
-    if name not in _FACTORIES:
-        raise ValueError(f"path must be one of {', '.join(NAMES)}; got {name!r}")
-    return _FACTORIES[name](**kwargs)
+    if not isinstance(name, str):
+        raise TypeError(f"{argument} must be one of {', '.join(NAMES)} or a GaussianPath; got "
+                        f"{type(name).__name__}")
+    factory = _FACTORIES[_checks.choice(argument, name, NAMES)]
+    allowed = tuple(inspect.signature(factory).parameters)
+    extra = sorted(set(kwargs) - set(allowed))
+    if extra:
+        raise TypeError(f"path {name!r} takes the parameters {', '.join(allowed) or 'none'}; got "
+                        f"{', '.join(extra)}")
+    return factory(**kwargs)
 
 
 def retime(src, dst, t) -> tuple[torch.Tensor, torch.Tensor]:
     """Re-time path ``src`` at ``t`` as path ``dst``: the time ``t'`` at which ``dst`` has the same
     logSNR, and the scale ``c = alpha_dst(t') / alpha_src(t)`` with ``x^dst_{t'} = c x^src_t`` in law
-    (and sample by sample for the same ``x0`` and ``eps``; Kingma et al. 2021, Sec. 3)."""
-    src, dst = get(src), get(dst)
+    (and sample by sample for the same ``x0`` and ``eps``; Kingma et al. 2021, Sec. 3).
+
+    ``t`` must lie in ``[0, 1]``; ``t'`` is above 1 where ``dst`` never reaches ``src``'s logSNR."""
+    src, dst = _get(src, "src"), _get(dst, "dst")
+    check_time(t)
     t = as_time(t)
     t_dst = dst.t_from_logsnr(src.logsnr(t))
     return t_dst, dst.alpha(t_dst) / src.alpha(t)
@@ -378,9 +476,12 @@ def retime(src, dst, t) -> tuple[torch.Tensor, torch.Tensor]:
 def _validate_grid(ts: torch.Tensor) -> torch.Tensor:
     if ts.dim() != 1 or ts.numel() < 2:
         raise ValueError(f"grid must be a 1-D tensor of at least 2 t values; got shape {tuple(ts.shape)}")
+    if ts.numel() > MAX_STEPS + 1:
+        raise ValueError(f"grid must have at most {MAX_STEPS + 1} t values; got {ts.numel()}")
     if not ts.is_floating_point():
-        raise ValueError("grid must be a floating-point tensor of t values")
+        raise TypeError(f"grid must be a floating-point tensor of t values; got dtype {ts.dtype}")
     cpu = ts.detach().cpu()
+    _checks.finite("grid", cpu)
     if bool((cpu < 0).any() or (cpu > 1).any()):
         raise ValueError("grid values must lie in [0, 1] (t = 0 is data, t = 1 the prior)")
     if not bool((cpu[1:] < cpu[:-1]).all()):
@@ -403,15 +504,24 @@ def grid(grid, steps: int | None, path: GaussianPath | str, *, dtype=torch.float
     * a 1-D tensor: validated (strictly decreasing, within ``[0, 1]``) and returned as it is.
 
     Re-timing through logSNR means a named grid picks the same noise levels on every path.
+    ``steps`` is an integer in ``[1, MAX_STEPS]``; ``rho`` a real in ``RHO_RANGE``; the logSNR
+    ends are finite, ``logsnr_max <= MAX_LOGSNR``.
     """
     path = get(path)
     if isinstance(grid, torch.Tensor):
         return _validate_grid(grid)
-    if grid not in GRIDS:
-        raise ValueError(f"grid must be one of {', '.join(GRIDS)} or a decreasing tensor; got {grid!r}")
-    if steps is None or isinstance(steps, bool) or int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    steps = int(steps)
+    if not isinstance(grid, str):
+        raise TypeError(f"grid must be one of {', '.join(GRIDS)} or a decreasing tensor; got "
+                        f"{type(grid).__name__}")
+    _checks.choice("grid", grid, GRIDS)
+    if steps is None:
+        raise TypeError(f"steps must be an integer in [1, {MAX_STEPS}] for a named grid; got None")
+    steps = _checks.integer("steps", steps, 1, MAX_STEPS)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch.dtype; got {dtype!r}")
+    logsnr_min = _checks.real("logsnr_min", logsnr_min)
+    logsnr_max = _checks.real("logsnr_max", logsnr_max, high=MAX_LOGSNR)
+    rho = _checks.real("rho", rho, *RHO_RANGE)
     t0 = path.t_start
     if grid == "uniform":
         return torch.linspace(t0, 0.0, steps + 1, dtype=dtype, device=device)
@@ -427,5 +537,8 @@ def grid(grid, steps: int | None, path: GaussianPath | str, *, dtype=torch.float
         lam = -2.0 * torch.log(s)
     ts = path.t_from_logsnr(lam)
     ts[0] = t0
+    if not bool((ts[1:] < ts[:-1]).all() and ts[-1] > 0):
+        raise ValueError(f"steps={steps} is too many for this path's logSNR range: neighbouring "
+                         f"t values of the {grid!r} grid coincide in float64")
     ts = torch.cat([ts, torch.zeros(1, dtype=torch.float64)])
     return ts.to(dtype=dtype, device=device)

@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from .. import _checks
 from ._common import Noise, one_call_loop, one_minus_ratio, schedule
 from .registry import register
 
@@ -36,9 +37,7 @@ def ddim(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, eta: float = 0.0,
     One denoiser call per step. Final step onto ``t = 0``: ``x = D(x, t_prev)`` (``sigma_s = 0``
     in eq. 12), with no noise.
     """
-    eta = float(eta)
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1] (0: DDIM, 1: DDPM); got {eta}")
+    eta = _checks.real("eta", eta, 0.0, 1.0)
     S = schedule(path, ts, x)
 
     def weights(i):

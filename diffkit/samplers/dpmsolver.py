@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from .. import _checks
 from ._common import combine, schedule
 from .registry import register
 
@@ -119,4 +120,5 @@ def dpmpp_3m(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, reference: bo
     Either way the first-order warm-up step adds an O(h^2) global error with a tiny constant, which
     only dominates beyond several hundred steps.
     """
-    return _multistep(denoiser, path, x, ts, 3, callback, reference_3m=bool(reference))
+    return _multistep(denoiser, path, x, ts, 3, callback,
+                      reference_3m=_checks.boolean("reference", reference))

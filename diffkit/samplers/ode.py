@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from .. import _checks
 from ._common import Noise, combine, memo, one_call_loop, schedule, velocity_weights
 from .registry import register
 
@@ -100,6 +101,10 @@ def heun_noise_levels(path, S, churn: float, s_tmin: float, s_tmax: float):
     return s, s_hat, t_hat, a_hat
 
 
+#: the largest noise inflation of EDM's churn step (EDM tunes it in [1, 1.01])
+MAX_S_NOISE = 10.0
+
+
 @register("heun", stochastic=True)
 def heun(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, churn: float = 0.0,
          s_tmin: float = 0.0, s_tmax: float = math.inf, s_noise: float = 1.0,
@@ -112,9 +117,14 @@ def heun(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, churn: float = 0.
     step to ``s_{i+1}`` and the trapezoidal (Heun) correction (lines 7-11). ``churn = 0`` is the
     deterministic Heun method: two denoiser calls per step. Final step onto ``t = 0``: the Euler
     step alone, which is ``x = D(x_hat, t_hat)`` (line 9's ``sigma_{i+1} = 0`` branch).
+
+    ``churn``, ``s_tmin`` are finite and ``>= 0``, ``s_tmax >= s_tmin`` (``inf`` allowed),
+    ``s_noise`` in ``[0, MAX_S_NOISE]``.
     """
-    if churn < 0 or s_noise < 0:
-        raise ValueError(f"churn and s_noise must be >= 0; got {churn}, {s_noise}")
+    churn = _checks.real("churn", churn, low=0.0)
+    s_noise = _checks.real("s_noise", s_noise, low=0.0, high=MAX_S_NOISE)
+    s_tmin = _checks.real("s_tmin", s_tmin, low=0.0)
+    s_tmax = _checks.real("s_tmax", s_tmax, low=s_tmin, allow_inf=True)
     S = schedule(path, ts, x)
     n = S.steps
 

@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from .. import _checks
 from .. import paths as _paths
 from ._common import memo
 from .registry import info
@@ -39,7 +40,7 @@ def make_grid(grid, steps, path) -> torch.Tensor:
     if isinstance(grid, torch.Tensor):
         return _paths.grid(grid, None, path).detach().to(device="cpu", dtype=torch.float64)
     if not isinstance(grid, str):
-        raise ValueError(f"grid must be one of {', '.join(_paths.GRIDS)} or a decreasing tensor; "
+        raise TypeError(f"grid must be one of {', '.join(_paths.GRIDS)} or a decreasing tensor; "
                          f"got {type(grid).__name__}")
     key = (grid, steps if isinstance(steps, int) and not isinstance(steps, bool) else repr(steps))
     return memo("grid", path, _NO_GRID, key, lambda: _paths.grid(grid, steps, path))
@@ -62,14 +63,19 @@ def resolve_path(path):
 
 
 class _Counted:
-    """Wraps a denoiser and counts its calls (a python counter: no host synchronisation)."""
+    """Wraps a denoiser and counts its calls (a python counter: no host synchronisation). A
+    ``ValueError``/``TypeError`` of the denoiser (an oracle refusing a state of the wrong shape)
+    is raised again with the shape of ``x_start``, which is where such a state comes from."""
 
-    def __init__(self, denoiser: Callable):
-        self.denoiser, self.calls = denoiser, 0
+    def __init__(self, denoiser: Callable, x_start: torch.Tensor):
+        self.denoiser, self.calls, self.shape = denoiser, 0, tuple(x_start.shape)
 
     def __call__(self, x, t):
         self.calls += 1
-        return self.denoiser(x, t)
+        try:
+            return self.denoiser(x, t)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"denoiser refused a state of x_start's shape {self.shape}: {exc}") from exc
 
 
 def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++2m",
@@ -88,17 +94,28 @@ def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++
 
     The run is made under ``torch.no_grad()``; to differentiate through a run call the solver
     function itself (``diffkit.samplers.get(solver)``).
+
+    Checked before the run: ``x_start`` is a finite floating-point tensor (one host
+    synchronisation on an accelerator, before the loop), ``steps`` an integer in
+    ``[1, diffkit.paths.MAX_STEPS]``, and each solver checks its options. Checked after it: the
+    output is finite (a ``ValueError`` naming the denoiser otherwise, never silent ``nan``).
     """
     spec = info(solver)
     extra = set(options) - set(spec.options) - {"noise"}
     if extra:
         allowed = ", ".join(spec.options + ("noise",))
         raise TypeError(f"solver {solver!r} takes the options {allowed}; got {', '.join(sorted(extra))}")
-    if not isinstance(x_start, torch.Tensor) or not x_start.is_floating_point():
-        raise TypeError("x_start must be a floating-point tensor [batch, ...]")
+    if not callable(denoiser):
+        raise TypeError(f"denoiser must be a callable D(x, t); got {type(denoiser).__name__}")
+    x_start = _checks.tensor("x_start", x_start, floating=True, min_dim=1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    if options.get("noise") is not None and not callable(options["noise"]):
+        raise TypeError(f"noise must be a callable noise(k, x) or None; got {type(options['noise']).__name__}")
+    _checks.boolean("return_trajectory", return_trajectory)
     path = resolve_path(path)
     ts = make_grid(grid, steps, path)
-    counted = _Counted(denoiser)
+    counted = _Counted(denoiser, x_start)
     xs: list = []
     x0s: list = []
 
@@ -109,6 +126,14 @@ def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++
     with torch.no_grad():
         x = spec.fn(counted, path, x_start, ts, generator=generator,
                     callback=record if return_trajectory else None, **options)
+    if not isinstance(x, torch.Tensor) or x.shape != x_start.shape:
+        raise ValueError(f"denoiser must return a tensor shaped like its input "
+                         f"{tuple(x_start.shape)}; the run ended with "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("denoiser: the run produced nan or inf from a finite x_start; the "
+                         "denoiser returned non-finite values or overflowed in "
+                         f"{x_start.dtype}")
     ts_out = ts.to(dtype=x_start.dtype, device=x_start.device, copy=True)
     result = SampleResult(x=x, nfe=counted.calls, ts=ts_out)
     if return_trajectory:

@@ -16,6 +16,7 @@ import math
 
 import torch
 
+from .. import _checks
 from ._common import Noise, combine, one_call_loop, one_minus_ratio, schedule
 from .registry import register
 
@@ -63,6 +64,12 @@ def euler_maruyama(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *, generat
 
 PREDICTORS = ("reverse-diffusion", "euler-maruyama")
 
+#: the range of the Langevin corrector's signal-to-noise ratio (Song et al. use 0.01 to 0.16; a
+#: step multiplies the state by ``1 - 2 snr^2``, which must stay well above 0) and the most
+#: corrector steps per grid point
+SNR_RANGE = (0.0, 0.5)
+MAX_CORRECTOR_STEPS = 100
+
 
 @register("pc", stochastic=True)
 def predictor_corrector(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *,
@@ -79,16 +86,14 @@ def predictor_corrector(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *,
     that depends on the grid only, so the run stays affine in its start and its noise (its exact law
     is Gaussian for Gaussian data) and never synchronises with an accelerator.
 
+    ``snr`` lies in ``SNR_RANGE``, ``corrector_steps`` in ``[0, MAX_CORRECTOR_STEPS]``.
     ``1 + corrector_steps`` denoiser calls per step. A trajectory records the state at ``t_i``
     before the correctors and the prediction the predictor used (after them). Final step onto ``t = 0``: the correctors,
     then ``x = D(x, t_prev)`` with no noise.
     """
-    if predictor not in PREDICTORS:
-        raise ValueError(f"predictor must be one of {', '.join(PREDICTORS)}; got {predictor!r}")
-    if isinstance(corrector_steps, bool) or int(corrector_steps) != corrector_steps or corrector_steps < 0:
-        raise ValueError(f"corrector_steps must be an integer >= 0; got {corrector_steps!r}")
-    if not snr >= 0:
-        raise ValueError(f"snr must be >= 0; got {snr}")
+    _checks.choice("predictor", predictor, PREDICTORS)
+    corrector_steps = _checks.integer("corrector_steps", corrector_steps, 0, MAX_CORRECTOR_STEPS)
+    snr = _checks.real("snr", snr, *SNR_RANGE)
     S = schedule(path, ts, x)
     draw = Noise(generator, noise)
     weights = _reverse_diffusion_weights if predictor == "reverse-diffusion" else _em_weights
@@ -96,7 +101,7 @@ def predictor_corrector(denoiser, path, x: torch.Tensor, ts: torch.Tensor, *,
         a, s = S.alpha[i], S.sigma[i]
         eps = 2.0 * (snr * s) ** 2
         x_i = x
-        for _ in range(int(corrector_steps)):
+        for _ in range(corrector_steps):
             x0 = denoiser(x, S.times[i])
             # x + eps * score + sqrt(2 eps) z, score = -(x - a D) / s^2
             x = combine(x, 1.0 - eps / (s * s), x0, eps * a / (s * s), draw(x), math.sqrt(2.0 * eps))
