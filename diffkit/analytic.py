@@ -24,10 +24,13 @@ import math
 import torch
 
 from .paths import GaussianPath, as_time, check_time, get
+from .samplers import (
+    law as _law,  # one direction: the oracles read runs; samplers never import them
+)
+from .samplers.sample import resolve_path
 
 __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
-           "sampler_moments",
-           "affine_map"]
+           "sampler_moments", "affine_map", "run_moments"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -419,6 +422,59 @@ def kl_gaussian(p, q) -> torch.Tensor:
     return 0.5 * ((a**2).sum() + (diff**2).sum() - d + logdet)
 
 
-# The exact law of a sampler's output (issue: samplers): it lives beside the solvers, whose runs it
-# reads, and is re-exported here with the other exact quantities.
-from .samplers.law import affine_map, sampler_law, sampler_moments  # noqa: E402
+# -- exact laws of runs on Gaussian data -------------------------------------------------------
+# A run with an affine denoiser is an affine map of its start and its draws (read generically by
+# diffkit.samplers.law); with a Gaussian start its output law is Gaussian, exactly.
+
+
+def _check_gaussian(data, name="data"):
+    if not isinstance(data, Gaussian):
+        raise TypeError(f"{name} must be an analytic.Gaussian (its denoiser is affine); got {type(data).__name__}")
+
+
+def affine_map(solver: str, path, data, steps: int = 10, grid="logsnr", **options):
+    """The run of ``solver`` with ``data``'s exact denoiser as an affine map: ``(A, B, b, ts)`` with
+    ``x_out = A x_start + B z + b``; ``A`` is ``[d, d]``, ``B`` is ``[d, K d]`` for ``K`` draws of
+    shape ``[d]`` (``[d, 0]`` for a deterministic run), ``b`` is ``[d]``, ``ts`` the grid used
+    (:func:`diffkit.samplers.law.solver_affine_map`)."""
+    _check_gaussian(data)
+    path = resolve_path(path)
+    return _law.solver_affine_map(solver, path, data.denoiser(path), data.dim, steps, grid,
+                                  data.mean.dtype, data.mean.device, **options)
+
+
+def run_moments(run, start) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact mean and covariance of the output of an affine ``run(x_start, noise)`` (see
+    :func:`diffkit.samplers.law.read_affine`) started from ``x_start ~ start`` (a :class:`Gaussian`):
+    the law of any run with an affine denoiser, e.g. a guided one or an inverse-problem method."""
+    _check_gaussian(start, "start")
+    A, B, b = _law.read_affine(run, start.dim, start.mean.dtype, start.mean.device)
+    return _law.push_forward(A, B, b, start.mean, start.cov)
+
+
+def sampler_moments(solver: str, path, data, steps: int = 10, grid="logsnr", start=None,
+                    **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact mean and covariance of ``solver``'s output (see :func:`sampler_law`), also when
+    the law is degenerate (e.g. one deterministic step from ``t = 1`` on the ``linear`` path sends
+    every start to the data mean): ``A mu + b`` and ``A C A^T + B B^T`` for ``x_start ~ N(mu, C)``.
+    ``w2_gaussian(data, sampler_moments(...))`` is then the exact W2 in every case."""
+    A, B, b, ts = affine_map(solver, path, data, steps, grid, **options)
+    if start is None:
+        start = data.marginal(float(ts[0]), resolve_path(path))
+    _check_gaussian(start, "start")
+    return _law.push_forward(A, B, b, start.mean, start.cov)
+
+
+def sampler_law(solver: str, path, data, steps: int = 10, grid="logsnr", start=None, **options):
+    """The exact law (a :class:`Gaussian`) of ``solver``'s output when it is run with the exact
+    denoiser of the Gaussian ``data`` from ``x_start ~ start``.
+
+    ``start`` defaults to the exact marginal of ``data`` at ``ts[0]``: the exact probability-flow map
+    would then return ``data`` itself, so ``w2_gaussian(law, data)`` is the solver's pure
+    discretisation error (including the final jump from the last grid point to ``t = 0``).
+    Deterministic solvers and the stochastic ones (``ddpm``, ``ddim`` with ``eta``,
+    ``euler-maruyama``, ``pc``, ``heun`` with ``churn``) are covered; ``adaptive`` is not (its step
+    sizes depend on the state).
+    """
+    return Gaussian(*sampler_moments(solver, path, data, steps, grid, start, **options))
+
