@@ -295,10 +295,12 @@ class GaussianMixture(_Components):
     """A Gaussian mixture ``sum_k w_k N(m_k, S_k)``: exact scores, denoisers and velocities at every
     time, by responsibility-weighting the component oracles.
 
-    ``weights [K]`` (positive; normalised), ``means [K, d]``, ``covs [K, d, d]``.
+    ``weights [K]`` (positive; normalised), ``means [K, d]``, ``covs [K, d, d]``; optional
+    ``labels [K]``: the class of each component (integers), which makes the mixture a
+    class-conditional model: :meth:`conditional`, :meth:`class_posterior`.
     """
 
-    def __init__(self, weights, means, covs):
+    def __init__(self, weights, means, covs, labels=None):
         means = _as_float_tensor(means, "means")
         if means.dim() != 2:
             raise ValueError(f"means must have shape [K, d]; got {tuple(means.shape)}")
@@ -316,6 +318,7 @@ class GaussianMixture(_Components):
         self.means, self.covs = means, 0.5 * (covs + covs.transpose(1, 2))
         super().__init__(torch.log(self.weights), means, torch.stack([p[0] for p in pairs]),
                          torch.stack([p[1] for p in pairs]))
+        self.labels = _check_labels(labels, k)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -352,10 +355,71 @@ class GaussianMixture(_Components):
             raise ValueError("t must be a scalar for marginal()")
         a, s = path.alpha(t), path.sigma(t)
         eye = torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
-        return GaussianMixture(self.weights, a * self.means, a * a * self.covs + s * s * eye)
+        return GaussianMixture(self.weights, a * self.means, a * a * self.covs + s * s * eye,
+                               labels=self.labels)
+
+    # -- classes (a labelled mixture) ----------------------------------------------------------
+    def _require_labels(self) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError("this mixture has no labels; build it with GaussianMixture(..., labels=...)")
+        return self.labels
+
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """The class labels, sorted."""
+        return tuple(int(c) for c in torch.unique(self._require_labels()))
+
+    def _class_index(self, c) -> torch.Tensor:
+        labels = self._require_labels()
+        if isinstance(c, bool) or not isinstance(c, (int, torch.Tensor)) or int(c) not in self.classes:
+            raise ValueError(f"c must be one of the classes {self.classes}; got {c!r}")
+        return labels == int(c)
+
+    def class_prior(self) -> torch.Tensor:
+        """``p(c)`` for each class of :attr:`classes`: ``[C]``."""
+        return torch.stack([self.weights[self._class_index(c)].sum() for c in self.classes])
+
+    def conditional(self, c) -> "GaussianMixture":
+        """The mixture of class ``c``: ``p(x0 | c)``, its components reweighted to sum to one."""
+        keep = self._class_index(c)
+        return GaussianMixture(self.weights[keep], self.means[keep], self.covs[keep],
+                               labels=self.labels[keep])
+
+    def class_log_posterior(self, x: torch.Tensor, t, path) -> torch.Tensor:
+        """Exact ``log p_t(c | x)`` for each class: ``[n, C]`` (columns in :attr:`classes` order).
+
+        ``p_t(c | x) = sum_{k: label_k = c} r_k(x, t)``, the responsibilities of the class's
+        components in the marginal at ``t``; differentiable in ``x`` (classifier guidance)."""
+        g = self._geometry(x, t, path)
+        joint = g["logw"][:, None] + self._component_log_prob(g)               # [K, n]
+        total = torch.logsumexp(joint, dim=0)
+        per_class = [torch.logsumexp(joint[self._class_index(c)], dim=0) for c in self.classes]
+        return torch.stack(per_class, dim=1) - total[:, None]
+
+    def tilted_log_prob(self, x: torch.Tensor, c, scale: float, t=0.0, path="linear") -> torch.Tensor:
+        """Unnormalised log-density of the tilted law ``p_t(x | c)^s p_t(x)^(1 - s)`` at ``x``:
+        ``s log p_t(x | c) + (1 - s) log p_t(x)`` (``t = 0``: the tilted data law; its score at
+        ``t > 0`` is the classifier-free guided field at scale ``s``). ``[n]``."""
+        cond = self.conditional(c).marginal_log_prob(x, t, path)
+        return scale * cond + (1.0 - scale) * self.marginal_log_prob(x, t, path)
+
+    def class_posterior(self, x: torch.Tensor, t, path) -> torch.Tensor:
+        """Exact ``p_t(c | x)``: ``[n, C]``, rows summing to one (``t = 0``: the Bayes classifier)."""
+        return self.class_log_posterior(x, t, path).exp()
 
     def __repr__(self):
         return f"GaussianMixture(K={len(self.weights)}, dim={self.dim}, dtype={self.means.dtype})"
+
+
+def _check_labels(labels, k: int):
+    if labels is None:
+        return None
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
+    if labels.shape != (k,):
+        raise ValueError(f"labels must have shape [{k}] (one class per component); got {tuple(labels.shape)}")
+    return labels.to(torch.long)
 
 
 def sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
