@@ -30,7 +30,7 @@ from .samplers import (
 from .samplers.sample import resolve_path
 
 __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
-           "sampler_moments", "affine_map", "run_moments"]
+           "sampler_moments", "affine_map", "run_moments", "denoiser_moments"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -283,6 +283,48 @@ class Gaussian(_Components):
         spread = (r @ self.cov @ r.mT).diagonal(dim1=-2, dim2=-1).sum(-1)
         return (bias**2).sum(-1) + spread + (s * s)[:, 0, 0] * (b * b).sum((-2, -1))
 
+    def _measurement(self, A, y, sigma_y):
+        A = _as_float_tensor(A, "A").to(self.mean)
+        y = _as_float_tensor(y, "y").to(self.mean)
+        if A.dim() != 2 or A.shape[1] != self.dim:
+            raise ValueError(f"A must have shape [p, {self.dim}]; got {tuple(A.shape)}")
+        if y.shape[-1] != A.shape[0]:
+            raise ValueError(f"y must end in p = {A.shape[0]} (A's rows); got {tuple(y.shape)}")
+        if not float(sigma_y) > 0:
+            raise ValueError(f"sigma_y must be positive; got {sigma_y}")
+        return A, y, float(sigma_y)
+
+    def posterior(self, A, y, sigma_y: float) -> "Gaussian":
+        """The exact posterior ``p(x0 | y)`` for ``y = A x0 + sigma_y n``, ``n ~ N(0, I)``, ``y [p]``:
+        ``N(P (S^-1 m + A^T y / sigma_y^2), P)`` with ``P = (S^-1 + A^T A / sigma_y^2)^-1``."""
+        A, y, sy = self._measurement(A, y, sigma_y)
+        lam, u = self.evals[0], self.evecs[0]
+        prec = (u / lam) @ u.T + A.T @ A / sy**2
+        cov = torch.linalg.inv(0.5 * (prec + prec.T))
+        mean = cov @ ((u / lam) @ u.T @ self.mean + A.T @ y / sy**2)
+        return Gaussian(mean, 0.5 * (cov + cov.T))
+
+    def measurement_score(self, x: torch.Tensor, t, path, A, y, sigma_y: float) -> torch.Tensor:
+        """Exact ``grad_x log p_t(y | x_t = x)`` for ``y = A x0 + sigma_y n`` (``t`` a scalar):
+        ``x0 | x_t`` is Gaussian with mean ``D(x, t)`` and covariance ``Sigma = U diag(lam sigma^2 /
+        v) U^T``, so ``p_t(y | x) = N(y; A D, A Sigma A^T + sigma_y^2 I)`` and the gradient is
+        ``J^T A^T C^-1 (y - A D)`` with ``J = dD/dx = (alpha / sigma^2) Sigma``. Guiding the exact
+        denoiser with it gives the exact denoiser of :meth:`posterior` (Bayes at every ``t``)."""
+        A, y, sy = self._measurement(A, y, sigma_y)
+        path = get(path)
+        check_time(t)
+        tt = as_time(t, like=x)
+        if tt.dim() != 0:
+            raise ValueError("t must be a scalar for measurement_score()")
+        a, s = path.alpha(tt), path.sigma(tt)
+        lam, u = self.evals[0].to(x), self.evecs[0].to(x)
+        v = a * a * lam + s * s
+        post_cov = (u * (lam * s * s / v)) @ u.T
+        jac = (u * (a * lam / v)) @ u.T
+        C = A @ post_cov @ A.T + sy**2 * torch.eye(A.shape[0], dtype=x.dtype, device=x.device)
+        resid = y - self.denoise(x, tt, path) @ A.T                      # [n, p]
+        return torch.linalg.solve(C, resid.T).T @ A @ jac.T
+
     def entropy(self) -> torch.Tensor:
         """Differential entropy ``E[-log p(x0)] = d/2 (1 + log 2 pi) + 1/2 log det S``."""
         return 0.5 * self.dim * (1.0 + LOG_2PI) + 0.5 * torch.log(self.evals[0]).sum()
@@ -526,6 +568,17 @@ def sampler_moments(solver: str, path, data, steps: int = 10, grid="logsnr", sta
     if start is None:
         start = data.marginal(float(ts[0]), resolve_path(path))
     _check_gaussian(start, "start")
+    return _law.push_forward(A, B, b, start.mean, start.cov)
+
+
+def denoiser_moments(solver: str, path, denoiser, start, steps: int = 10, grid="logsnr",
+                     **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact mean and covariance of ``solver``'s output with any affine ``denoiser`` (a guided one:
+    CFG of Gaussians, the posterior sampler, DPS with a Gaussian's denoiser) from
+    ``x_start ~ start`` (a :class:`Gaussian`)."""
+    _check_gaussian(start, "start")
+    A, B, b, _ = _law.solver_affine_map(solver, resolve_path(path), denoiser, start.dim, steps, grid,
+                                        start.mean.dtype, start.mean.device, **options)
     return _law.push_forward(A, B, b, start.mean, start.cov)
 
 
