@@ -76,3 +76,15 @@ def test_neighbours_label_each_pair_with_its_distance():
     fig = vl.plot_neighbours(s, s.flip(0), torch.tensor([0.0, 1.0, 2.5, 3.25]))
     labels = [a.get_xlabel() for a in fig.axes[4:]]
     assert labels == ["0.00", "1.00", "2.50", "3.25"]
+
+
+def test_clouds_draw_every_point_and_the_note():
+    a, b = torch.randn(30, 2), torch.randn(12, 2) + 3
+    fig = vl.plot_clouds({"data": a, "samples": b}, note="no exact field")
+    ax = fig.axes[0]
+    assert [len(c.get_offsets()) for c in ax.collections] == [30, 12]
+    assert any(t.get_text() == "no exact field" for t in ax.texts)
+    lo, hi = ax.get_xlim()
+    assert lo <= float(min(a[:, 0].min(), b[:, 0].min())) and hi >= float(max(a[:, 0].max(), b[:, 0].max()))
+    with pytest.raises(ValueError, match="cloud 'x'"):
+        vl.plot_clouds({"x": torch.zeros(3)})

@@ -8,6 +8,8 @@ this module only draws them.
 
 * :func:`plot_field`: a 2D vector field (directions, coloured by length) with optional samples,
   reference points and the exact density underneath;
+* :func:`plot_clouds`: 2D point clouds side by side (samples against held-out data, where there
+  is no exact density to draw);
 * :func:`plot_error_over_t`: learned-against-exact error curves over the time ``t``;
 * :func:`plot_vs_nfe`: a quality figure (W2, accuracy, FID, ...) against the number of function
   evaluations, one curve per solver or model;
@@ -26,7 +28,7 @@ from matplotlib.figure import Figure
 
 from .paths import density_extent, density_grid
 
-__all__ = ["field_grid", "samples_extent", "data_extent", "plot_field", "plot_error_over_t",
+__all__ = ["field_grid", "samples_extent", "data_extent", "plot_field", "plot_clouds", "plot_error_over_t",
            "plot_vs_nfe", "plot_digit_grid", "plot_neighbours", "VERDICT_COLORS"]
 
 #: frame colours of :func:`plot_digit_grid`
@@ -248,3 +250,33 @@ def data_extent(dist, width: float = 3.0) -> tuple[float, float, float, float]:
     :func:`diffkit.viz.paths.density_extent`)."""
     return density_extent(dist, width=width)
 
+
+
+def plot_clouds(clouds: Mapping[str, object], *, ax=None, extent=None, title: str | None = None,
+                note: str | None = None) -> Figure:
+    """Several 2D point clouds ``[n, 2]`` as dots, one colour each (the first grey: the data),
+    with ``note`` written in the lower left corner (e.g. why there is no exact field)."""
+    fig, ax = _axes(ax, (4.6, 4.4))
+    if not clouds:
+        raise ValueError("clouds must name at least one point cloud")
+    arrays = {k: _np(v) for k, v in clouds.items()}
+    for name, a in arrays.items():
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise ValueError(f"cloud {name!r} must be [n, 2]; got shape {a.shape}")
+    colors = ["0.55", "#d62728", "#1f77b4", "#2ca02c"]
+    for j, (name, a) in enumerate(arrays.items()):
+        ax.scatter(a[:, 0], a[:, 1], s=3 if j == 0 else 4, color=colors[j % len(colors)],
+                   alpha=0.5 if j == 0 else 0.75, label=name, zorder=2 + j)
+    extent = extent if extent is not None else samples_extent(*arrays.values())
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=7, loc="upper right", markerscale=3, framealpha=0.8)
+    if note:
+        ax.text(0.02, 0.02, note, transform=ax.transAxes, fontsize=8, va="bottom", ha="left",
+                bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9), zorder=10)
+    ax.set_title(title or "point clouds", fontsize=10)
+    return fig
