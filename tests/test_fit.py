@@ -46,7 +46,7 @@ def test_each_view_learns_the_exact_mixture_denoiser(loss, target, steps, one_th
     # it samples through diffkit.sample like an exact denoiser
     import diffkit
 
-    x1 = torch.randn(2000, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    x1 = torch.randn(1000, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     out = diffkit.sample(D, PATH, x1, solver="dpm++2m", steps=20)
     ref = data.toy("gmm8", 1000, torch.Generator().manual_seed(3), dtype=torch.float64)
     noise_floor = metrics.w2_empirical(data.toy("gmm8", 1000, torch.Generator().manual_seed(4),
