@@ -13,7 +13,7 @@ PATH = "vp-linear"
 # score network's error is multiplied by sigma / alpha in the denoiser, whatever the loss
 TS = torch.tensor([0.02, 0.05, 0.1, 0.2, 0.3, 0.45, 0.6], dtype=torch.float64)
 #: (loss, the target its view trains natively, steps)
-VIEWS = [("elbo", "eps", 600), ("dsm", "score", 600), ("cfm", "velocity", 300)]
+VIEWS = [("elbo", "eps", 600), ("dsm", "score", 600), ("cfm", "velocity", 600)]
 
 
 def _fit(loss, target, steps, seed=0, **kw):
