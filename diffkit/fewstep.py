@@ -223,8 +223,8 @@ def consistency_sample(model: nn.Module, path, x_start: Tensor, steps: int, t_mi
 PRETRAINED_PATH = "linear"
 CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "fewstep-gmm8"
 #: what ``python -m diffkit.fewstep`` trains (the shipped checkpoint's recipe)
-RECIPE = dict(jumps=32, trajectories=2048, substeps=4, hidden=128, depth=3, time_dim=16, steps=2000,
-              batch_size=512, lr=2e-3, seed=0)
+RECIPE = dict(jumps=32, trajectories=2048, substeps=4, hidden=128, depth=3, time_dim=16, steps=1500,
+              batch_size=256, lr=2e-3, seed=0)
 
 
 def build_pretrained(out: Path = CHECKPOINT, progress: bool = True, **overrides) -> tuple[Path, Path]:

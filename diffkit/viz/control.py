@@ -91,9 +91,9 @@ def plot_guided_samples(samples: torch.Tensor, points: torch.Tensor, masses: tor
     n = img.shape[0]
     xs = np.linspace(ext[0], ext[1], n)
     ys = np.linspace(ext[2], ext[3], n)
-    ax.contour(xs, ys, img, levels=6, cmap="Greys", linewidths=0.8)
     s = samples.detach().cpu().numpy()
-    ax.scatter(s[:, 0], s[:, 1], s=3, alpha=0.5, color="#d62728")
+    ax.scatter(s[:, 0], s[:, 1], s=2, alpha=0.35, color="#d62728", zorder=1)
+    ax.contour(xs, ys, img, levels=6, colors="k", linewidths=0.8, zorder=2)
     ax.set_xlim(ext[0], ext[1])
     ax.set_ylim(ext[2], ext[3])
     ax.set_xlabel("$x_1$")
