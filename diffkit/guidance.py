@@ -28,7 +28,7 @@ from .paths import as_time, get
 from .views import from_x0, to_x0
 
 __all__ = ["cfg", "classifier", "interval", "add_score", "tilted_gap", "grid_2d", "normalise", "law_gap",
-           "hdr_mask", "precision_coverage"]
+           "hdr_mask", "precision_coverage", "knn_precision_coverage"]
 
 
 def _check_scale(scale) -> float:
@@ -199,3 +199,19 @@ def tilted_gap(mixture, c, scale: float, path, box, n: int = 64, level: float = 
     out.update(mass_in_box=float(torch.logsumexp(log_sampled, 0).exp() * cell), points=points,
                cell=cell, sampled=sampled, tilted=tilted)
     return out
+
+
+def knn_precision_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+    """Sample-based precision and coverage: precision (Kynkaanniemi et al. 2019, eq. 1) is the
+    fraction of ``fake`` points inside some ``real`` point's ball of radius its ``k``-th nearest
+    real neighbour; coverage (Naeem et al. 2020, eq. 4) the fraction of ``real`` points whose ball
+    holds at least one ``fake`` point. Both are 1 when ``fake`` is ``real``; guidance trades
+    coverage for precision. ``real [n, d]``, ``fake [m, d]``."""
+    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError("real and fake must be [n, d] and [m, d] point clouds of one dimension d")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < real.shape[0]:
+        raise ValueError(f"k must be an int in 1..{real.shape[0] - 1}; got {k!r}")
+    real, fake = real.double(), fake.double()
+    radius = torch.cdist(real, real).kthvalue(k + 1, dim=1).values          # [n] (self at 0)
+    inside = torch.cdist(fake, real) <= radius[None, :]                       # [m, n]
+    return dict(precision=float(inside.any(1).double().mean()), coverage=float(inside.any(0).double().mean()))

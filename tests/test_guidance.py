@@ -104,3 +104,17 @@ def test_cfg_samples_the_tilted_law_only_at_scales_zero_and_one():
     assert gaps[1.0]["precision"] == pytest.approx(gaps[1.0]["coverage"], abs=5e-3)
     assert gaps[2.0]["precision"] > gaps[1.0]["precision"] > gaps[0.0]["precision"]
     assert gaps[2.0]["coverage"] < gaps[1.0]["coverage"]
+
+
+def test_knn_precision_coverage_identities():
+    """A cloud against itself: precision = coverage = 1; a cloud shrunk onto one real point: full
+    precision, coverage 1/n at most k + 1 points' worth; disjoint clouds: both 0."""
+    real = torch.randn(200, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    assert guidance.knn_precision_coverage(real, real) == {"precision": 1.0, "coverage": 1.0}
+    collapsed = real[:1].expand(50, 2)
+    pc = guidance.knn_precision_coverage(real, collapsed, k=5)
+    assert pc["precision"] == 1.0 and pc["coverage"] <= 0.1
+    far = guidance.knn_precision_coverage(real, real + 100.0)
+    assert far == {"precision": 0.0, "coverage": 0.0}
+    with pytest.raises(ValueError, match="k must"):
+        guidance.knn_precision_coverage(real, real, k=0)
