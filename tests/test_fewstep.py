@@ -71,3 +71,21 @@ def test_flow_map_loss_is_zero_for_the_exact_map():
 
     loss = fewstep.flow_map_loss(exact, times, xs, 64, torch.Generator().manual_seed(6))
     assert float(loss) < 1e-20
+
+
+def test_shipped_gmm8_model_is_small_and_beats_its_teacher_at_one_call():
+    """The shipped checkpoint is under 2 MB, loads without unpickling, and in one call its flow
+    map is over 3 times closer to the data (exact OT W2, 300 points) than one Euler call of the
+    teacher (which lands near the mixture's mean); the consistency model over 2 times."""
+    from diffkit import data, metrics, sample
+
+    st = fewstep.CHECKPOINT.with_suffix(".safetensors")
+    assert st.stat().st_size + fewstep.CHECKPOINT.with_suffix(".json").stat().st_size < 2_000_000
+    fm, cm = fewstep.load_pretrained()
+    mix, path = data.toy_mixture("gmm8"), fewstep.PRETRAINED_PATH
+    gen = torch.Generator().manual_seed(0)
+    z = paths.get(path).prior((300, 2), generator=gen, dtype=torch.float32)
+    ref = mix.sample(300, gen).float()
+    teacher = metrics.w2_empirical(sample(mix.denoiser(path), path, z.double(), solver="euler", steps=1).x.float(), ref)
+    assert 3 * metrics.w2_empirical(fewstep.flow_map_sample(fm, path, z, 1), ref) < teacher
+    assert 2 * metrics.w2_empirical(fewstep.consistency_sample(cm, path, z, 1), ref) < teacher
