@@ -25,10 +25,13 @@ import torch
 
 from . import _checks
 from .paths import GaussianPath, as_time, check_time, get
+from .samplers import (
+    law as _law,  # one direction: the oracles read runs; samplers never import them
+)
+from .samplers.sample import resolve_path
 
 __all__ = ["Gaussian", "GaussianMixture", "w2_gaussian", "kl_gaussian", "sqrtm_psd", "sampler_law",
-           "sampler_moments",
-           "affine_map"]
+           "sampler_moments", "affine_map", "run_moments", "denoiser_moments"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -311,6 +314,48 @@ class Gaussian(_Components):
         spread = (r @ self.cov @ r.mT).diagonal(dim1=-2, dim2=-1).sum(-1)
         return (bias**2).sum(-1) + spread + (s * s)[:, 0, 0] * (b * b).sum((-2, -1))
 
+    def _measurement(self, A, y, sigma_y):
+        A = _as_float_tensor(A, "A").to(self.mean)
+        y = _as_float_tensor(y, "y").to(self.mean)
+        if A.dim() != 2 or A.shape[1] != self.dim:
+            raise ValueError(f"A must have shape [p, {self.dim}]; got {tuple(A.shape)}")
+        if y.shape[-1] != A.shape[0]:
+            raise ValueError(f"y must end in p = {A.shape[0]} (A's rows); got {tuple(y.shape)}")
+        if not float(sigma_y) > 0:
+            raise ValueError(f"sigma_y must be positive; got {sigma_y}")
+        return A, y, float(sigma_y)
+
+    def posterior(self, A, y, sigma_y: float) -> "Gaussian":
+        """The exact posterior ``p(x0 | y)`` for ``y = A x0 + sigma_y n``, ``n ~ N(0, I)``, ``y [p]``:
+        ``N(P (S^-1 m + A^T y / sigma_y^2), P)`` with ``P = (S^-1 + A^T A / sigma_y^2)^-1``."""
+        A, y, sy = self._measurement(A, y, sigma_y)
+        lam, u = self.evals[0], self.evecs[0]
+        prec = (u / lam) @ u.T + A.T @ A / sy**2
+        cov = torch.linalg.inv(0.5 * (prec + prec.T))
+        mean = cov @ ((u / lam) @ u.T @ self.mean + A.T @ y / sy**2)
+        return Gaussian(mean, 0.5 * (cov + cov.T))
+
+    def measurement_score(self, x: torch.Tensor, t, path, A, y, sigma_y: float) -> torch.Tensor:
+        """Exact ``grad_x log p_t(y | x_t = x)`` for ``y = A x0 + sigma_y n`` (``t`` a scalar):
+        ``x0 | x_t`` is Gaussian with mean ``D(x, t)`` and covariance ``Sigma = U diag(lam sigma^2 /
+        v) U^T``, so ``p_t(y | x) = N(y; A D, A Sigma A^T + sigma_y^2 I)`` and the gradient is
+        ``J^T A^T C^-1 (y - A D)`` with ``J = dD/dx = (alpha / sigma^2) Sigma``. Guiding the exact
+        denoiser with it gives the exact denoiser of :meth:`posterior` (Bayes at every ``t``)."""
+        A, y, sy = self._measurement(A, y, sigma_y)
+        path = get(path)
+        check_time(t)
+        tt = as_time(t, like=x)
+        if tt.dim() != 0:
+            raise ValueError("t must be a scalar for measurement_score()")
+        a, s = path.alpha(tt), path.sigma(tt)
+        lam, u = self.evals[0].to(x), self.evecs[0].to(x)
+        v = a * a * lam + s * s
+        post_cov = (u * (lam * s * s / v)) @ u.T
+        jac = (u * (a * lam / v)) @ u.T
+        C = A @ post_cov @ A.T + sy**2 * torch.eye(A.shape[0], dtype=x.dtype, device=x.device)
+        resid = y - self.denoise(x, tt, path) @ A.T                      # [n, p]
+        return torch.linalg.solve(C, resid.T).T @ A @ jac.T
+
     def entropy(self) -> torch.Tensor:
         """Differential entropy ``E[-log p(x0)] = d/2 (1 + log 2 pi) + 1/2 log det S``."""
         return 0.5 * self.dim * (1.0 + LOG_2PI) + 0.5 * torch.log(self.evals[0]).sum()
@@ -323,10 +368,12 @@ class GaussianMixture(_Components):
     """A Gaussian mixture ``sum_k w_k N(m_k, S_k)``: exact scores, denoisers and velocities at every
     time, by responsibility-weighting the component oracles.
 
-    ``weights [K]`` (positive; normalised), ``means [K, d]``, ``covs [K, d, d]``.
+    ``weights [K]`` (positive; normalised), ``means [K, d]``, ``covs [K, d, d]``; optional
+    ``labels [K]``: the class of each component (integers), which makes the mixture a
+    class-conditional model: :meth:`conditional`, :meth:`class_posterior`.
     """
 
-    def __init__(self, weights, means, covs):
+    def __init__(self, weights, means, covs, labels=None):
         means = _as_float_tensor(means, "means")
         if means.dim() != 2 or 0 in means.shape:
             raise ValueError(f"means must have shape [K, d] with K, d >= 1; got {tuple(means.shape)}")
@@ -344,6 +391,7 @@ class GaussianMixture(_Components):
         self.means, self.covs = means, 0.5 * (covs + covs.transpose(1, 2))
         super().__init__(torch.log(self.weights), means, torch.stack([p[0] for p in pairs]),
                          torch.stack([p[1] for p in pairs]))
+        self.labels = _check_labels(labels, k)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -381,10 +429,71 @@ class GaussianMixture(_Components):
             raise ValueError("t must be a scalar for marginal()")
         a, s = path.alpha(t), path.sigma(t)
         eye = torch.eye(self.dim, dtype=self.means.dtype, device=self.means.device)
-        return GaussianMixture(self.weights, a * self.means, a * a * self.covs + s * s * eye)
+        return GaussianMixture(self.weights, a * self.means, a * a * self.covs + s * s * eye,
+                               labels=self.labels)
+
+    # -- classes (a labelled mixture) ----------------------------------------------------------
+    def _require_labels(self) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError("this mixture has no labels; build it with GaussianMixture(..., labels=...)")
+        return self.labels
+
+    @property
+    def classes(self) -> tuple[int, ...]:
+        """The class labels, sorted."""
+        return tuple(int(c) for c in torch.unique(self._require_labels()))
+
+    def _class_index(self, c) -> torch.Tensor:
+        labels = self._require_labels()
+        if isinstance(c, bool) or not isinstance(c, (int, torch.Tensor)) or int(c) not in self.classes:
+            raise ValueError(f"c must be one of the classes {self.classes}; got {c!r}")
+        return labels == int(c)
+
+    def class_prior(self) -> torch.Tensor:
+        """``p(c)`` for each class of :attr:`classes`: ``[C]``."""
+        return torch.stack([self.weights[self._class_index(c)].sum() for c in self.classes])
+
+    def conditional(self, c) -> "GaussianMixture":
+        """The mixture of class ``c``: ``p(x0 | c)``, its components reweighted to sum to one."""
+        keep = self._class_index(c)
+        return GaussianMixture(self.weights[keep], self.means[keep], self.covs[keep],
+                               labels=self.labels[keep])
+
+    def class_log_posterior(self, x: torch.Tensor, t, path) -> torch.Tensor:
+        """Exact ``log p_t(c | x)`` for each class: ``[n, C]`` (columns in :attr:`classes` order).
+
+        ``p_t(c | x) = sum_{k: label_k = c} r_k(x, t)``, the responsibilities of the class's
+        components in the marginal at ``t``; differentiable in ``x`` (classifier guidance)."""
+        g = self._geometry(x, t, path)
+        joint = g["logw"][:, None] + self._component_log_prob(g)               # [K, n]
+        total = torch.logsumexp(joint, dim=0)
+        per_class = [torch.logsumexp(joint[self._class_index(c)], dim=0) for c in self.classes]
+        return torch.stack(per_class, dim=1) - total[:, None]
+
+    def tilted_log_prob(self, x: torch.Tensor, c, scale: float, t=0.0, path="linear") -> torch.Tensor:
+        """Unnormalised log-density of the tilted law ``p_t(x | c)^s p_t(x)^(1 - s)`` at ``x``:
+        ``s log p_t(x | c) + (1 - s) log p_t(x)`` (``t = 0``: the tilted data law; its score at
+        ``t > 0`` is the classifier-free guided field at scale ``s``). ``[n]``."""
+        cond = self.conditional(c).marginal_log_prob(x, t, path)
+        return scale * cond + (1.0 - scale) * self.marginal_log_prob(x, t, path)
+
+    def class_posterior(self, x: torch.Tensor, t, path) -> torch.Tensor:
+        """Exact ``p_t(c | x)``: ``[n, C]``, rows summing to one (``t = 0``: the Bayes classifier)."""
+        return self.class_log_posterior(x, t, path).exp()
 
     def __repr__(self):
         return f"GaussianMixture(K={len(self.weights)}, dim={self.dim}, dtype={self.means.dtype})"
+
+
+def _check_labels(labels, k: int):
+    if labels is None:
+        return None
+    labels = torch.as_tensor(labels)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
+    if labels.shape != (k,):
+        raise ValueError(f"labels must have shape [{k}] (one class per component); got {tuple(labels.shape)}")
+    return labels.to(torch.long)
 
 
 def sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
@@ -496,6 +605,70 @@ def kl_gaussian(p, q) -> torch.Tensor:
     return (0.5 * ((a**2).sum() + (diff**2).sum() - d + logdet)).to(dtype)
 
 
-# The exact law of a sampler's output (issue: samplers): it lives beside the solvers, whose runs it
-# reads, and is re-exported here with the other exact quantities.
-from .samplers.law import affine_map, sampler_law, sampler_moments  # noqa: E402
+# -- exact laws of runs on Gaussian data -------------------------------------------------------
+# A run with an affine denoiser is an affine map of its start and its draws (read generically by
+# diffkit.samplers.law); with a Gaussian start its output law is Gaussian, exactly.
+
+
+def _check_gaussian(data, name="data"):
+    if not isinstance(data, Gaussian):
+        raise TypeError(f"{name} must be an analytic.Gaussian (its denoiser is affine); got {type(data).__name__}")
+
+
+def affine_map(solver: str, path, data, steps: int = 10, grid="logsnr", **options):
+    """The run of ``solver`` with ``data``'s exact denoiser as an affine map: ``(A, B, b, ts)`` with
+    ``x_out = A x_start + B z + b``; ``A`` is ``[d, d]``, ``B`` is ``[d, K d]`` for ``K`` draws of
+    shape ``[d]`` (``[d, 0]`` for a deterministic run), ``b`` is ``[d]``, ``ts`` the grid used
+    (:func:`diffkit.samplers.law.solver_affine_map`)."""
+    _check_gaussian(data)
+    path = resolve_path(path)
+    return _law.solver_affine_map(solver, path, data.denoiser(path), data.dim, steps, grid,
+                                  data.mean.dtype, data.mean.device, **options)
+
+
+def run_moments(run, start) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact mean and covariance of the output of an affine ``run(x_start, noise)`` (see
+    :func:`diffkit.samplers.law.read_affine`) started from ``x_start ~ start`` (a :class:`Gaussian`):
+    the law of any run with an affine denoiser, e.g. a guided one or an inverse-problem method."""
+    _check_gaussian(start, "start")
+    A, B, b = _law.read_affine(run, start.dim, start.mean.dtype, start.mean.device)
+    return _law.push_forward(A, B, b, start.mean, start.cov)
+
+
+def sampler_moments(solver: str, path, data, steps: int = 10, grid="logsnr", start=None,
+                    **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exact mean and covariance of ``solver``'s output (see :func:`sampler_law`), also when
+    the law is degenerate (e.g. one deterministic step from ``t = 1`` on the ``linear`` path sends
+    every start to the data mean): ``A mu + b`` and ``A C A^T + B B^T`` for ``x_start ~ N(mu, C)``.
+    ``w2_gaussian(data, sampler_moments(...))`` is then the exact W2 in every case."""
+    A, B, b, ts = affine_map(solver, path, data, steps, grid, **options)
+    if start is None:
+        start = data.marginal(float(ts[0]), resolve_path(path))
+    _check_gaussian(start, "start")
+    return _law.push_forward(A, B, b, start.mean, start.cov)
+
+
+def denoiser_moments(solver: str, path, denoiser, start, steps: int = 10, grid="logsnr",
+                     **options) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact mean and covariance of ``solver``'s output with any affine ``denoiser`` (a guided one:
+    CFG of Gaussians, the posterior sampler, DPS with a Gaussian's denoiser) from
+    ``x_start ~ start`` (a :class:`Gaussian`)."""
+    _check_gaussian(start, "start")
+    A, B, b, _ = _law.solver_affine_map(solver, resolve_path(path), denoiser, start.dim, steps, grid,
+                                        start.mean.dtype, start.mean.device, **options)
+    return _law.push_forward(A, B, b, start.mean, start.cov)
+
+
+def sampler_law(solver: str, path, data, steps: int = 10, grid="logsnr", start=None, **options):
+    """The exact law (a :class:`Gaussian`) of ``solver``'s output when it is run with the exact
+    denoiser of the Gaussian ``data`` from ``x_start ~ start``.
+
+    ``start`` defaults to the exact marginal of ``data`` at ``ts[0]``: the exact probability-flow map
+    would then return ``data`` itself, so ``w2_gaussian(law, data)`` is the solver's pure
+    discretisation error (including the final jump from the last grid point to ``t = 0``).
+    Deterministic solvers and the stochastic ones (``ddpm``, ``ddim`` with ``eta``,
+    ``euler-maruyama``, ``pc``, ``heun`` with ``churn``) are covered; ``adaptive`` is not (its step
+    sizes depend on the state).
+    """
+    return Gaussian(*sampler_moments(solver, path, data, steps, grid, start, **options))
+

@@ -25,7 +25,8 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EMA", "TrainResult", "train", "save_checkpoint", "load_checkpoint", "lr_at"]
+__all__ = ["EMA", "TrainResult", "train", "fit", "LOSSES", "LearnedDenoiser", "save_checkpoint", "load_checkpoint",
+           "lr_at"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -75,22 +76,47 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def _check_steps(steps, name: str = "steps") -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{name} must be a positive integer; got {steps!r}")
+    return steps
+
+
+def _check_positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    return float(value)
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a ``DistributedDataParallel`` wrapper (or the module itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def train(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], steps: int, *, lr: float = 1e-3,
           weight_decay: float = 0.0, warmup: int = 0, cosine: bool = True, grad_clip: Optional[float] = 1.0,
           ema_decay: Optional[float] = 0.999, progress: bool = True, desc: str = "train",
           log_every: int = 10, callback: Optional[Callable[[int, float], None]] = None) -> TrainResult:
     """Minimise ``loss_fn(model)`` for ``steps`` AdamW steps; returns a :class:`TrainResult`.
 
-    ``loss_fn`` samples its own batch (seed its generator for reproducible runs). ``callback(step,
+    ``loss_fn`` samples its own batch (seed its generator for reproducible runs). ``model`` may be
+    wrapped in ``DistributedDataParallel``; the EMA and the returned ``model`` are the inner module. ``callback(step,
     loss)`` is called after every step. The progress bar shows the running loss every ``log_every``
     steps (one host sync per ``log_every`` steps on a GPU).
     """
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if lr <= 0:
-        raise ValueError(f"lr must be positive, got {lr}")
+    _check_steps(steps)
+    _check_positive(lr, "lr")
+    if grad_clip is not None:
+        _check_positive(grad_clip, "grad_clip")
+    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0; got {weight_decay!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0; got {warmup!r}")
+    inner = _unwrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    ema = EMA(model, ema_decay) if ema_decay is not None else None
+    ema = EMA(inner, ema_decay) if ema_decay is not None else None
     losses: list[float] = []
     model.train()
     start = time.perf_counter()
@@ -112,7 +138,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], steps: int, 
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         opt.step()
         if ema is not None:
-            ema.update(model)
+            ema.update(inner)
         pending.append(loss.detach())
         if len(pending) == log_every or step == steps - 1:
             vals = torch.stack(pending).tolist()
@@ -125,10 +151,255 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], steps: int, 
             callback(step, float(loss.detach()))
     if bar is not None:
         bar.close()
-    model.eval()
-    return TrainResult(model, ema.module if ema is not None else None, losses, time.perf_counter() - start)
+    inner.eval()
+    return TrainResult(inner, ema.module if ema is not None else None, losses, time.perf_counter() - start)
 
 
+# ------------------------------------------------------------------------------------------ fit
+#: the loss names of :func:`fit` and the view of :mod:`diffkit.losses` each one weights by
+LOSSES = {"elbo": "variational", "dsm": "score", "cfm": "flow"}
+
+
+def _call_net(net: nn.Module, x: Tensor, t, labels: Optional[Tensor]) -> Tensor:
+    """``net(x, t)`` or, for a class-conditional net (one with ``num_classes``), ``net(x, t, labels)``
+    (``labels=None`` there means the null label: the unconditional prediction)."""
+    if getattr(_unwrap(net), "num_classes", None) is None:
+        if labels is not None:
+            raise ValueError("labels were given but the network has no num_classes (it is unconditional)")
+        return net(x, t)
+    return net(x, t, labels)
+
+
+class LearnedDenoiser:
+    """The denoiser ``D(x, t) = E[x0 | x_t = x]`` of a network that predicts ``target`` on ``path``.
+
+    The prediction is turned into ``x0`` by :func:`diffkit.views.as_denoiser`, so any sampler of
+    :func:`diffkit.sample` runs it. A class-conditional network (one with a ``num_classes``
+    attribute, e.g. :class:`diffkit.nn.UNet`) is called with ``labels``: ``None`` gives the
+    unconditional denoiser (the null label), an int or an int tensor ``[batch]`` the conditional
+    one; :meth:`with_labels` returns the same network with other labels. ``x`` may have another
+    dtype than the network (float64 for exact checks): it is cast to the network's dtype and the
+    result back. :func:`fit` and :func:`diffkit.pretrained.load` both return this wrapper.
+
+    Attributes: ``net``, ``target``, ``path``, ``labels``, ``result`` (the :class:`TrainResult` of
+    :func:`fit`, or ``None``).
+    """
+
+    def __init__(self, net: nn.Module, target: str, path, labels=None, result: Optional[TrainResult] = None):
+        from . import paths as _paths
+        from .views import KINDS
+
+        if target not in KINDS:
+            raise ValueError(f"target must be one of {', '.join(KINDS)}; got {target!r}")
+        self.net, self.target, self.path, self.result = net, target, _paths.get(path), result
+        self.num_classes = getattr(net, "num_classes", None)
+        self.labels = self._check_labels(labels)
+
+    def _check_labels(self, labels):
+        if labels is None:
+            return None
+        if self.num_classes is None:
+            raise ValueError("labels were given but the network is unconditional (it has no num_classes)")
+        labels = torch.as_tensor(labels)
+        if labels.dtype not in (torch.int64, torch.int32) or labels.ndim > 1:
+            raise ValueError(f"labels must be an int or a 1-D integer tensor; got {labels.dtype} of shape {tuple(labels.shape)}")
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes}); got values in "
+                             f"[{int(labels.min())}, {int(labels.max())}]")
+        return labels.to(torch.int64)
+
+    def with_labels(self, labels) -> "LearnedDenoiser":
+        """The same network's denoiser for other ``labels`` (``None``: unconditional)."""
+        return LearnedDenoiser(self.net, self.target, self.path, labels, self.result)
+
+    def _net_fn(self, x: Tensor, t) -> Tensor:
+        p = next(self.net.parameters())
+        labels = self.labels
+        if labels is not None:
+            labels = labels.to(p.device)
+            if labels.ndim == 0:
+                labels = labels.expand(x.shape[0])
+            elif labels.shape[0] != x.shape[0]:
+                raise ValueError(f"labels has {labels.shape[0]} entries but x has {x.shape[0]} rows")
+        t = torch.as_tensor(t)
+        out = _call_net(self.net, x.to(device=p.device, dtype=p.dtype), t.to(device=p.device, dtype=p.dtype), labels)
+        return out.to(device=x.device, dtype=x.dtype)
+
+    def __call__(self, x: Tensor, t) -> Tensor:
+        from .views import as_denoiser
+
+        return as_denoiser(self._net_fn, self.target, self.path)(x, t)
+
+    def __repr__(self):
+        lab = "unconditional" if self.labels is None else f"labels={self.labels.tolist()}"
+        return f"LearnedDenoiser({type(self.net).__name__}, target={self.target!r}, {self.path!r}, {lab})"
+
+
+@dataclass
+class _Dist:
+    """Where this process stands in a (possibly one-process) run."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+
+def _setup_distributed(device: torch.device) -> _Dist:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1 in the environment):
+    gloo on the CPU, nccl on CUDA (one GPU per process, ``LOCAL_RANK``)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and not (dist.is_available() and dist.is_initialized()):
+        return _Dist(0, 1, device)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), device)
+
+
+def _check_fit_args(model, data, loss, target, steps, batch_size, lr, labels, label_dropout, ema_decay, autocast):
+    from .views import KINDS
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
+    if target not in KINDS:
+        raise ValueError(f"target must be one of {', '.join(KINDS)}; got {target!r}")
+    _check_steps(steps)
+    _check_steps(batch_size, "batch_size")
+    _check_positive(lr, "lr")
+    if isinstance(data, Tensor):
+        if not data.is_floating_point() or data.ndim < 2 or data.shape[0] < 1:
+            raise ValueError(f"data must be a floating-point tensor [N, ...] with N >= 1; got {data.dtype} "
+                             f"of shape {tuple(data.shape)}")
+        if not bool(torch.isfinite(data).all()):
+            raise ValueError("data must be finite (it holds NaN or inf)")
+    elif not callable(getattr(data, "sample", None)):
+        raise TypeError("data must be a tensor [N, ...] or a law with .sample(n, generator=...) "
+                        f"(e.g. an analytic.GaussianMixture); got {type(data).__name__}")
+    num_classes = getattr(model, "num_classes", None)
+    if labels is not None:
+        if num_classes is None:
+            raise ValueError("labels need a class-conditional model (one with num_classes, e.g. nn.UNet)")
+        if not isinstance(data, Tensor):
+            raise ValueError("labels need data given as a tensor (one label per row)")
+        if not isinstance(labels, Tensor) or labels.dtype != torch.int64 or labels.shape != (data.shape[0],):
+            raise ValueError(f"labels must be an int64 tensor of shape [{data.shape[0]}] (one per row of data)")
+        if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+            raise ValueError(f"labels must lie in [0, num_classes={num_classes})")
+    if isinstance(label_dropout, bool) or not isinstance(label_dropout, (int, float)) or not 0.0 <= label_dropout <= 1.0:
+        raise ValueError(f"label_dropout must be a number in [0, 1]; got {label_dropout!r}")
+    if ema_decay is not None and (isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float))
+                                  or not 0.0 <= ema_decay < 1.0):
+        raise ValueError(f"ema_decay must be None or a number in [0, 1); got {ema_decay!r}")
+    if autocast not in (None, "bf16"):
+        raise ValueError(f"autocast must be None or 'bf16'; got {autocast!r}")
+
+
+def fit(model: nn.Module, data, path, loss: str = "dsm", target: str = "eps", *, steps: int = 2000,
+        batch_size: int = 256, lr: float = 1e-3, generator: Optional[torch.Generator] = None,
+        labels: Optional[Tensor] = None, label_dropout: float = 0.1, ema_decay: Optional[float] = 0.999,
+        device: Union[str, torch.device, None] = None, autocast: Optional[str] = None, progress: bool = True,
+        warmup: int = 0, grad_clip: Optional[float] = 1.0, weight_decay: float = 0.0, t_min=None,
+        desc: Optional[str] = None, log_every: int = 10,
+        callback: Optional[Callable[[int, float], None]] = None) -> LearnedDenoiser:
+    """Train ``model`` as a denoiser of ``data`` on ``path`` with one view's loss; return its denoiser.
+
+    ``model(x, t)`` predicts ``target`` (``x0``, ``eps``, ``v``, ``velocity`` or ``score``; turned
+    into ``x0`` by :func:`diffkit.views.to_x0`), and ``loss`` picks the view whose weight ``w(t)``
+    multiplies the one x0 loss ``E[w(t) ||D(x_t, t) - x0||^2]`` of :func:`diffkit.losses.x0_loss`:
+
+    * ``"elbo"``: the variational bound (DDPM, Ho et al. 2020; VDM, Kingma et al. 2021, eq. 17),
+    * ``"dsm"``: denoising score matching (Vincent 2011; Song et al. 2021, eq. 7),
+    * ``"cfm"``: conditional flow matching (Lipman et al. 2022, eq. 9).
+
+    ``data`` is a tensor ``[N, ...]`` (each batch draws ``batch_size`` rows with replacement) or a
+    law with ``.sample(n, generator=...)`` (fresh samples every step, e.g.
+    :func:`diffkit.data.toy_mixture`). ``t ~ U[t_min, 1]`` and the noise are drawn by
+    :func:`diffkit.losses.draw`. With ``labels [N]`` (a class-conditional ``model`` with
+    ``num_classes``) each label is replaced by the null label with probability ``label_dropout``,
+    so that one network learns the conditional and the unconditional denoiser (classifier-free
+    guidance, Ho & Salimans 2022, Sec. 3.2).
+
+    The loop is :func:`train` (AdamW, warm-up and cosine decay, gradient clipping, EMA, a tqdm
+    progress bar); ``generator`` (default: seed 0) is the only source of randomness, so a rerun
+    gives the same weights. ``device`` defaults to the model's; ``autocast="bf16"`` runs the network
+    under bfloat16 autocast (CUDA only; the loss is formed in the model's dtype).
+
+    Under ``torchrun --nproc_per_node=N`` the model is wrapped in ``DistributedDataParallel``
+    (gloo on the CPU, nccl on CUDA). Every process draws the same global batch from the same
+    ``generator`` and trains on its own shard of ``batch_size / N`` rows; the gradients are
+    averaged, so the weights after ``k`` steps equal those of one process on the whole batch.
+
+    Returns a :class:`LearnedDenoiser` over the EMA weights (the raw weights if ``ema_decay`` is
+    None), with ``.result`` holding the losses and seconds.
+    """
+    from . import paths as _paths
+    from .losses import draw, x0_loss
+    from .views import as_denoiser
+
+    _check_fit_args(model, data, loss, target, steps, batch_size, lr, labels, label_dropout, ema_decay, autocast)
+    path = _paths.get(path)
+    param = next(model.parameters())
+    device = torch.device(device) if device is not None else param.device
+    if autocast == "bf16" and device.type != "cuda":
+        raise ValueError(f"autocast='bf16' needs a CUDA device; got device {device}")
+    ctx = _setup_distributed(device)
+    device = ctx.device
+    if batch_size % ctx.world:
+        raise ValueError(f"batch_size={batch_size} must be divisible by the number of processes ({ctx.world})")
+    model = model.to(device)
+    dtype = param.dtype
+    net: nn.Module = model
+    if ctx.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    gdev = gen.device
+    num_classes = getattr(model, "num_classes", None)
+    if isinstance(data, Tensor):
+        data = data.to(device=gdev, dtype=dtype)
+        labels = labels.to(gdev) if labels is not None else None
+    view = LOSSES[loss]
+    shard = slice(ctx.rank * batch_size // ctx.world, (ctx.rank + 1) * batch_size // ctx.world)
+
+    def global_batch():
+        if isinstance(data, Tensor):
+            idx = torch.randint(data.shape[0], (batch_size,), generator=gen, device=gdev)
+            x0, y = data[idx], (labels[idx] if labels is not None else None)
+        else:
+            x0, y = data.sample(batch_size, generator=gen).to(device=gdev, dtype=dtype), None
+        if num_classes is not None:
+            y = torch.full((batch_size,), num_classes, device=gdev) if y is None else y
+            drop = torch.rand(batch_size, generator=gen, device=gdev) < label_dropout
+            y = torch.where(drop, torch.full_like(y, num_classes), y)
+        t, eps, _ = draw(x0, path, gen, t_min)
+        return x0, y, t, eps
+
+    def loss_fn(m):
+        x0, y, t, eps = (v[shard].to(device) if v is not None else None for v in global_batch())
+
+        def net_fn(x, tt):
+            if autocast == "bf16":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    return _call_net(m, x, tt, y).to(dtype)
+            return _call_net(m, x, tt, y)
+
+        return x0_loss(as_denoiser(net_fn, target, path), x0, path, view, t=t, eps=eps)
+
+    res = train(net, loss_fn, steps, lr=lr, weight_decay=weight_decay, warmup=warmup, grad_clip=grad_clip,
+                ema_decay=ema_decay, progress=progress and ctx.rank == 0, desc=desc or f"fit {loss}/{target}",
+                log_every=log_every, callback=callback)
+    trained = res.ema if res.ema is not None else res.model
+    return LearnedDenoiser(trained, target, path, result=res)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
 def _stem(path: PathLike) -> Path:
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p

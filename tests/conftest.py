@@ -176,3 +176,20 @@ def wait_until_idle():
 
     return wait
 
+
+
+@pytest.fixture(scope="module")
+def tabs_url(request):
+    """URL of a hub holding only the tabs named by the test module's ``TABS_UNDER_TEST`` (a list
+    of tab modules), served in this process on a free port and closed after the module: a tab's
+    endpoints and page can be tested without waiting for every other tab's default view."""
+    from apps import hub
+
+    demo = hub.build_hub(list(request.module.TABS_UNDER_TEST))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                theme=hub.THEME)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

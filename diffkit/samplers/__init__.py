@@ -16,9 +16,10 @@ name                      what it is                                            
 
 ``sample(denoiser, path, x_start, solver, steps, grid, generator, return_trajectory, **options)``
 (also ``diffkit.sample``) runs one and returns a :class:`SampleResult` (``x``, ``nfe``, ``ts``, ``xs``,
-``x0s``). ``sampler_law(solver, path, data, steps, grid, start=None, **options)`` is the exact
-Gaussian law of a run on Gaussian data with its exact denoiser, read off ``affine_map`` (the run as
-``x_out = A x_start + B z + b``). ``available()`` lists the solvers, ``get(name)`` returns one as a
+``x0s``). :mod:`.law` reads a run with any affine denoiser as ``x_out = A x_start + B z + b``;
+the exact Gaussian laws built on it (``sampler_law``, ``sampler_moments``, ``affine_map``) live
+with the oracles in :mod:`diffkit.analytic` and are also reachable here by name (resolved on first
+use, so this package never imports the oracles). ``available()`` lists the solvers, ``get(name)`` returns one as a
 plain function ``fn(denoiser, path, x, ts, **options)``, ``info(name)`` its record (options,
 stochastic, affine), and ``register(name)`` adds one.
 
@@ -30,9 +31,20 @@ passed ``torch.Generator`` (or a ``noise(k, x)`` hook); makes no host synchronis
 
 # the import order is the order of `available()`
 from . import ancestral, ddim, sde, ode, dpmsolver, adaptive  # noqa: F401, I001  (registers the solvers)
-from .law import affine_map, sampler_law, sampler_moments
+from .law import push_forward, read_affine, solver_affine_map
 from .registry import Solver, available, get, info, register
 from .sample import SampleResult, make_grid, sample
 
 __all__ = ["sample", "SampleResult", "sampler_law", "sampler_moments", "affine_map", "available", "get", "info",
-           "register", "Solver", "make_grid"]
+           "register", "Solver", "make_grid", "read_affine", "solver_affine_map", "push_forward"]
+
+_ORACLE_LAWS = ("sampler_law", "sampler_moments", "affine_map")
+
+
+def __getattr__(name):
+    """``sampler_law``, ``sampler_moments`` and ``affine_map`` are :mod:`diffkit.analytic`'s."""
+    if name in _ORACLE_LAWS:
+        from .. import analytic
+
+        return getattr(analytic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,39 +1,75 @@
-"""Exact output laws of samplers run with an exact Gaussian denoiser.
+"""Reading a run as an affine map: the generic half of the exact laws of samplers.
 
-For Gaussian data ``N(m, S)`` the exact denoiser ``D(x, t)`` is affine in ``x``, and every step of
-every solver here (but ``adaptive``) is linear in the state, the denoiser output and the injected
-standard normal draws. A run is therefore an affine map
+With an affine denoiser ``D(x, t) = J_t x + c_t`` (the exact denoiser of Gaussian data, a guided
+version of it, a posterior one) every step of every solver here but ``adaptive`` is linear in the
+state, the denoiser output and the injected standard normal draws. A run is then an affine map
 
     ``x_out = A x_start + B z + b``,  ``z ~ N(0, I)`` (all the run's draws, stacked),
 
 and if ``x_start ~ N(mu, C)`` independently of ``z``, the output law is
-``N(A mu + b, A C A^T + B B^T)``: exact, without Monte Carlo. ``A``, ``B`` and ``b`` are read off
-one float64 run on a batch made of the zero vector, the unit vectors, and (for the draws) runs
-whose ``k``-th draw is a unit vector and whose other draws are zero.
+``N(A mu + b, A C A^T + B B^T)`` (:func:`push_forward`): exact, without Monte Carlo. ``A``, ``B``
+and ``b`` are read off one float64 run (:func:`read_affine`) on a batch made of the zero vector,
+the unit vectors, and (for the draws) rows whose ``k``-th draw is a unit vector and whose other
+draws are zero.
+
+This module knows nothing about where the affine denoiser comes from: the laws of Gaussian data
+(samplers', guided runs', inverse-problem methods') are built on it in :mod:`diffkit.analytic`.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 
 from .registry import available, info
 from .sample import make_grid, resolve_path
 
-__all__ = ["affine_map", "sampler_law", "sampler_moments"]
+__all__ = ["read_affine", "solver_affine_map", "push_forward"]
 
 
-def _check_data(data):
-    from ..analytic import Gaussian
+def read_affine(run: Callable, dim: int, dtype=torch.float64, device=None):
+    """``(A, B, b)`` of an affine run ``run(x_start, noise) -> x_out`` on ``[n, dim]`` batches,
+    where ``noise(k, x)`` supplies the run's ``k``-th standard normal draw (shaped like ``x``).
 
-    if not isinstance(data, Gaussian):
-        raise TypeError(f"data must be an analytic.Gaussian (its denoiser is affine); got {type(data).__name__}")
+    ``A`` is ``[dim, dim]``, ``B`` is ``[dim, K dim]`` for ``K`` draws (``[dim, 0]`` for a
+    deterministic run), ``b`` is ``[dim]``. The run must be affine in its start and its draws,
+    must draw the same number of times whatever its input, and must not mix batch rows.
+    """
+    if not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"dim must be a positive int; got {dim!r}")
+    draws: list[int] = []
+
+    def count(k, x):
+        draws.append(k)
+        return torch.zeros_like(x)
+
+    with torch.no_grad():
+        run(torch.zeros(1, dim, dtype=dtype, device=device), count)
+    n_draws = len(draws)
+    eye = torch.eye(dim, dtype=dtype, device=device)
+    rows = 1 + dim + n_draws * dim
+    x = torch.zeros(rows, dim, dtype=dtype, device=device)
+    x[1:1 + dim] = eye
+
+    def inject(k, like):
+        if k >= n_draws:
+            raise ValueError("the run drew more noise than on its first reading: not a fixed affine map")
+        z = torch.zeros(rows, dim, dtype=dtype, device=device)
+        lo = 1 + dim + k * dim
+        z[lo:lo + dim] = eye
+        return z
+
+    with torch.no_grad():
+        out = run(x, inject)
+    b = out[0]
+    return (out[1:1 + dim] - b).T, (out[1 + dim:] - b).T, b
 
 
-def affine_map(solver: str, path, data, steps: int = 10, grid="logsnr", **options):
-    """The run of ``solver`` with ``data``'s exact denoiser as an affine map: ``(A, B, b, ts)`` with
-    ``x_out = A x_start + B z + b``; ``A`` is ``[d, d]``, ``B`` is ``[d, K d]`` for ``K`` draws of
-    shape ``[d]`` (``[d, 0]`` for a deterministic run), ``b`` is ``[d]``, ``ts`` the grid used."""
-    _check_data(data)
+def solver_affine_map(solver: str, path, denoiser: Callable, dim: int, steps: int = 10,
+                      grid="logsnr", dtype=torch.float64, device=None, **options):
+    """The run of a registered ``solver`` with an affine ``denoiser`` on ``[n, dim]`` states as an
+    affine map: ``(A, B, b, ts)``, ``ts`` the grid used (see :func:`read_affine`)."""
     spec = info(solver)
     if not spec.affine:
         affine = ", ".join(n for n in available() if info(n).affine)
@@ -45,66 +81,18 @@ def affine_map(solver: str, path, data, steps: int = 10, grid="logsnr", **option
                         f"got {', '.join(sorted(extra))}")
     path = resolve_path(path)
     ts = make_grid(grid, steps, path)
-    dtype, device, d = data.mean.dtype, data.mean.device, data.dim
-    denoiser = data.denoiser(path)
 
-    draws: list[int] = []
+    def run(x, noise):
+        return spec.fn(denoiser, path, x, ts, noise=noise, **options)
 
-    def count(k, x):
-        draws.append(k)
-        return torch.zeros_like(x)
-
-    with torch.no_grad():
-        spec.fn(denoiser, path, torch.zeros(1, d, dtype=dtype, device=device), ts, noise=count,
-                **options)
-        n_draws = len(draws)
-        eye = torch.eye(d, dtype=dtype, device=device)
-        rows = 1 + d + n_draws * d
-        x = torch.zeros(rows, d, dtype=dtype, device=device)
-        x[1:1 + d] = eye
-
-        def inject(k, like):
-            z = torch.zeros(rows, d, dtype=dtype, device=device)
-            lo = 1 + d + k * d
-            z[lo:lo + d] = eye
-            return z
-
-        out = spec.fn(denoiser, path, x, ts, noise=inject, **options)
-    b = out[0]
-    A = (out[1:1 + d] - b).T
-    B = (out[1 + d:] - b).T
+    A, B, b = read_affine(run, dim, dtype, device)
     return A, B, b, ts
 
 
-def sampler_moments(solver: str, path, data, steps: int = 10, grid="logsnr", start=None,
-                    **options) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exact mean and covariance of ``solver``'s output (see :func:`sampler_law`), also when
-    the law is degenerate (e.g. one deterministic step from ``t = 1`` on the ``linear`` path sends
-    every start to the data mean): ``A mu + b`` and ``A C A^T + B B^T`` for ``x_start ~ N(mu, C)``.
-    ``w2_gaussian(data, sampler_moments(...))`` is then the exact W2 in every case."""
-    from ..analytic import Gaussian
-
-    A, B, b, ts = affine_map(solver, path, data, steps, grid, **options)
-    if start is None:
-        start = data.marginal(float(ts[0]), resolve_path(path))
-    if not isinstance(start, Gaussian):
-        raise TypeError(f"start must be an analytic.Gaussian; got {type(start).__name__}")
-    mu, C = start.mean.to(A), start.cov.to(A)
-    cov = A @ C @ A.T + B @ B.T
-    return A @ mu + b, 0.5 * (cov + cov.T)
-
-
-def sampler_law(solver: str, path, data, steps: int = 10, grid="logsnr", start=None, **options):
-    """The exact law (an :class:`analytic.Gaussian`) of ``solver``'s output when it is run with the
-    exact denoiser of the Gaussian ``data`` from ``x_start ~ start``.
-
-    ``start`` defaults to the exact marginal of ``data`` at ``ts[0]``: the exact probability-flow map
-    would then return ``data`` itself, so ``w2_gaussian(law, data)`` is the solver's pure
-    discretisation error (including the final jump from the last grid point to ``t = 0``).
-    Deterministic solvers and the stochastic ones (``ddpm``, ``ddim`` with ``eta``,
-    ``euler-maruyama``, ``pc``, ``heun`` with ``churn``) are covered; ``adaptive`` is not (its step
-    sizes depend on the state).
-    """
-    from ..analytic import Gaussian
-
-    return Gaussian(*sampler_moments(solver, path, data, steps, grid, start, **options))
+def push_forward(A: torch.Tensor, B: torch.Tensor, b: torch.Tensor, mean: torch.Tensor,
+                 cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and covariance of ``A x + B z + b`` for ``x ~ N(mean, cov)`` and ``z ~ N(0, I)``
+    independent: ``(A mean + b, A cov A^T + B B^T)`` (symmetrised; possibly singular)."""
+    mean, cov = mean.to(A), cov.to(A)
+    out = A @ cov @ A.T + B @ B.T
+    return A @ mean + b, 0.5 * (out + out.T)

@@ -10,6 +10,8 @@ global state, so the demo hub may render several figures at once from its worker
 | :mod:`diffkit.viz.paths` | schedules, exact marginal densities of 2D data |
 | :mod:`diffkit.viz.samplers` | sampler errors against NFE, trajectories, grids |
 | :mod:`diffkit.viz.decoding` | dLLM decoding: unmasking frames, rounds, the Pareto plot |
+| :mod:`diffkit.viz.learning` | learned models against exact ones: fields, errors over t, digit grids |
+| :mod:`diffkit.viz.control` | guidance (sampled against tilted laws), inverse problems, few-step |
 
 The path plots are also importable from ``diffkit.viz`` itself (``viz.plot_schedule``).
 
@@ -17,7 +19,7 @@ The path plots are also importable from ``diffkit.viz`` itself (``viz.plot_sched
 (``LESSON_RC``): every lesson calls it once after ``%matplotlib inline``.
 """
 
-from . import decoding, paths, samplers
+from . import control, decoding, learning, paths, samplers
 from .paths import *  # noqa: F401,F403
 from .paths import __all__ as _paths_all
 
@@ -35,4 +37,4 @@ def lesson_style() -> dict:
     return dict(LESSON_RC)
 
 
-__all__ = ["paths", "samplers", "decoding", "lesson_style", "LESSON_RC", *_paths_all]
+__all__ = ["paths", "samplers", "decoding", "learning", "control", "lesson_style", "LESSON_RC", *_paths_all]
