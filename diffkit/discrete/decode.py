@@ -111,12 +111,14 @@ class Round:
     """One decoding round. ``committed [batch, L]`` bool: positions committed in this round;
     ``confidence [batch, L]`` float64: ``softmax(logits)`` of the predicted token at the round's
     candidate positions (NaN elsewhere); ``block``: the block's ``[start, end)``; ``revoked``:
-    positions a remasking rule took back (``None`` for the others)."""
+    positions a remasking rule took back and ``after``: the sequence after the round (both
+    ``None`` for the other rules, whose committed tokens never change)."""
 
     block: tuple[int, int]
     committed: Tensor
     confidence: Tensor
     revoked: Optional[Tensor] = None
+    after: Optional[Tensor] = None
 
 
 @dataclass
@@ -513,6 +515,7 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
             if revoked is not None:
                 x = torch.where(revoked, torch.full_like(x, cfg.mask_id), x)
                 drafts = (drafts | commit) & ~revoked
+                out.history[-1].after = x.clone()
             r += 1
     out.tokens = x
     return out

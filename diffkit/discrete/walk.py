@@ -289,13 +289,27 @@ def output_law(oracle, prompt, gen_length: int, strategy: str = "confidence",
                         add(tuple(pos), toks, rev, w_set * w_rev * w)
         else:
             cand_pos = cand.nonzero().flatten().tolist()
-            for combo, w_tok in _token_branches(q, cand_pos):
-                toks_full = tokens0.clone()
-                toks_full[0, cand_pos] = torch.tensor(combo, dtype=torch.long).reshape(-1)
-                for m, w_set in sets_for(toks_full):
+            combos = list(_token_branches(q, cand_pos))
+            toks_all = tokens0.expand(len(combos), -1).clone()
+            toks_all[:, cand_pos] = torch.tensor([c for c, _ in combos], dtype=torch.long).reshape(
+                len(combos), -1)
+            if record.random or cfg.alg_temp:  # the rule's own draw: its law, combination by combination
+                set_laws = [sets_for(toks_all[i: i + 1]) for i in range(len(combos))]
+            else:  # one batched call of the deterministic rule over every joint draw
+                n = len(combos)
+                c_n = cand1.expand(n, -1)
+                sel = record.rule(probs.expand(n, -1, -1), toks_all, c_n, budget.expand(n), ctx,
+                                  **cfg.options)
+                sel = sel & (ctx.remaining if record.name == "prophet" else c_n)
+                if not record.fixed_schedule:
+                    sel = ensure_progress(sel, c_n, confidence(probs64.expand(n, -1, -1), toks_all))
+                set_laws = [[(sel[i: i + 1], 1.0)] for i in range(n)]
+            for i, (_, w_tok) in enumerate(combos):
+                row = toks_all[i: i + 1]
+                for m, w_set in set_laws[i]:
                     pos = m[0].nonzero().flatten().tolist()
-                    for rev, w_rev in revokes_for(m, toks_full):
-                        add(tuple(pos), tuple(toks_full[0, pos].tolist()), rev, w_tok * w_set * w_rev)
+                    for rev, w_rev in revokes_for(m, row):
+                        add(tuple(pos), tuple(row[0, pos].tolist()), rev, w_tok * w_set * w_rev)
 
         law: dict = {}
         rounds: dict = {}
