@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from .decode import decode
+from .decode import _int, decode
 from .laws import LN2, kl_divergence, total_variation, true_law
 from .strategies import available as _available
 from .strategies import info as _info
@@ -54,7 +54,8 @@ def monte_carlo(oracle, prompt, gen_length: int, n: int = 256, strategy: str = "
     """Estimates for generations too long to enumerate: decode ``n`` copies of ``prompt`` (1-D)
     with the oracle as the model, and as a reference draw ``n`` exact samples by one-token-per-round
     ``random``-order decoding at temperature 1 (whose law is the true law)."""
-    mask_id = oracle.vocab_size if mask_id is None else int(mask_id)
+    mask_id = oracle.vocab_size if mask_id is None else _int(mask_id, "mask_id")
+    n = _int(n, "n", 1, 1 << 20)
     prompts = torch.as_tensor(prompt, dtype=torch.long).reshape(1, -1).expand(n, -1)
     out = decode(oracle.as_model(mask_id), prompts, gen_length, mask_id, strategy=strategy,
                  generator=generator, **decode_kwargs)
@@ -81,7 +82,10 @@ def strategy_grid(gen_length: int, block_length: Optional[int] = None,
     the number of blocks; every other strategy at the settings of its record's ``grid``
     (``threshold`` at 0.5 / 0.7 / 0.9, ``factor`` at 0.5 / 1 / 2, ...); rules that are lossless
     only at temperature 0 (``draft-verify``) only there."""
-    block_length = gen_length if block_length is None else int(block_length)
+    gen_length = _int(gen_length, "gen_length", 1, 64)
+    block_length = gen_length if block_length is None else _int(block_length, "block_length", 1)
+    if gen_length % block_length:
+        raise ValueError(f"gen_length={gen_length} must be divisible by block_length={block_length}")
     blocks = gen_length // block_length
     steps = [s for s in range(1, gen_length + 1) if gen_length % s == 0 and s % blocks == 0]
     out: list[tuple[str, dict]] = []

@@ -11,6 +11,7 @@ The pieces live in three modules; this one gathers them for lessons and apps:
 
 from .evaluate import MonteCarlo, monte_carlo, pareto_front, pareto_points, strategy_grid
 from .laws import (
+    LN2,
     bits_to_rounds,
     entropy,
     kl_divergence,
@@ -23,4 +24,4 @@ from .walk import ExactLaw, MemoModel, output_law
 
 __all__ = ["ExactLaw", "MemoModel", "output_law", "true_law", "total_variation", "kl_divergence",
            "entropy", "total_correlation", "bits_to_rounds", "monte_carlo", "MonteCarlo",
-           "product_law", "strategy_grid", "pareto_points", "pareto_front"]
+           "product_law", "strategy_grid", "pareto_points", "pareto_front", "LN2"]
