@@ -54,8 +54,8 @@ def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts, width):
         assert inside
         # a strategy shows its own knobs (from its record) and hides the others
         assert page.locator("#dllm-gamma").count() == 0 or not page.locator("#dllm-gamma").is_visible()
-        page.locator("#dllm-strategy input").fill("eb")
-        page.locator("#dllm-strategy input").press("Enter")
+        page.locator("#dllm-strategy input").click()
+        page.get_by_role("option", name="eb", exact=True).click()
         page.locator("#dllm-gamma").wait_for(state="visible", timeout=TIMEOUT_MS)
 
         # the round slider: back to round 1 (typed into its number box)

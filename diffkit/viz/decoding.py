@@ -238,8 +238,11 @@ def plot_pareto(points: Sequence[dict], current: Optional[dict] = None, ax=None,
         from matplotlib.lines import Line2D
         handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="#555", ms=9))
         labels.append("rings: strategies at the same point")
-    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
-              borderaxespad=0.0, frameon=False)
+    leg = ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                    borderaxespad=0.0, frameon=False)
+    for h in getattr(leg, "legend_handles", []):  # one marker size in the key, whatever the ring
+        if hasattr(h, "set_sizes"):
+            h.set_sizes([36])
     if title:
         ax.set_title(title, fontsize=10)
     return fig
