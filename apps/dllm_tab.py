@@ -405,12 +405,12 @@ def build() -> None:
             spec = by_name[k]
             kw = dict(visible=k in own, elem_id=f"dllm-{k.replace('_', '-')}")
             comps[k] = spec.dropdown(**kw) if isinstance(spec, w.Choice) else spec.slider(**kw)
-    note = gr.Markdown(first[4], elem_id="dllm-note")
+    note = gr.Markdown(first[4], label="note", elem_id="dllm-note")
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             round_in = gr.Slider(0, MAX_ROUNDS_SHOWN, value=first[1], step=1,
                                  label="show rounds up to", elem_id="dllm-round")
-            table = gr.HTML(first[0], elem_id="dllm-rounds")
+            table = gr.HTML(first[0], label="rounds table", elem_id="dllm-rounds")
         with gr.Column(scale=1, min_width=420):
             pareto = gr.Plot(first[2], label="exact error against rounds", show_label=False,
                              format="png", elem_id="dllm-pareto")

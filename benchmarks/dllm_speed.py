@@ -191,7 +191,7 @@ def run(args) -> list[str]:
                 label = f"{cache}" if strategy == "confidence" else f"{strategy} {opts}"
                 rows.append(dict(length=length, batch=batch, method=label, tps=tps, calls=out.nfe,
                                  speedup=tps / base, partial=partial))
-                print(f"L={length} B={batch} {label}: {tps:.1f} tok/s, {out.nfe} calls, "
+                print(f"L={length} B={batch} {label}: {tps:.4g} tok/s, {out.nfe} calls, "
                       f"{tps / base:.2f}x", flush=True)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
              else f"CPU ({platform.processor() or platform.machine()}), {args.threads} threads")
@@ -200,12 +200,12 @@ def run(args) -> list[str]:
              f"{'bfloat16' if device.type == 'cuda' else 'float32'}, on {where}, {date.today()}, "
              f"torch {torch.__version__}. {PROMPT}-token prompt, blocks of {BLOCK}; caches with "
              "`confidence` one token per round; speed-up over no cache. `~`: timed over the first "
-             f"{args.rounds_1024} rounds only.", "",
+             f"{args.rounds} model calls only.", "",
              "| length | batch | method | tokens/s | model calls | speed-up |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         mark = "~" if r["partial"] else ""
-        lines.append(f"| {r['length']} | {r['batch']} | {r['method']} | {mark}{r['tps']:.1f} | "
+        lines.append(f"| {r['length']} | {r['batch']} | {r['method']} | {mark}{r['tps']:.4g} | "
                      f"{r['calls']} | {mark}{r['speedup']:.2f}x |")
     return lines
 

@@ -215,7 +215,7 @@ def plot_pareto(points: Sequence[dict], current: Optional[dict] = None, ax=None,
     for k, (name, pts) in enumerate(by_strategy.items()):  # one scatter per strategy (fast)
         ax.scatter([p["rounds"] for p in pts], [p[y] for p in pts], s=(3 + 2.2 * (n - k)) ** 2,
                    zorder=3, color=STRATEGY_COLORS.get(name, "k"), label=name,
-                   edgecolor="white", lw=0.6)
+                   edgecolor="white", lw=0.6, clip_on=False)
     front = pareto_front(points, y=y)
     if front:
         ax.step([p["rounds"] for p in front], [p[y] for p in front], where="post", ls="--",
@@ -223,14 +223,15 @@ def plot_pareto(points: Sequence[dict], current: Optional[dict] = None, ax=None,
     if current is not None:
         ax.scatter([current["rounds"]], [current[y]], s=260, marker="*",
                    color=STRATEGY_COLORS.get(current["strategy"], "k"), edgecolor="k",
-                   lw=1.2, zorder=4, label=f"this run: {_label(current)}")
+                   lw=1.2, zorder=4, clip_on=False,
+                   label="this run: " + _label(current).replace(" (", "\n(", 1))
     if bound is not None and math.isfinite(bound):
         ax.axvline(bound, ls=":", color="#444", lw=1.2, label=f"bits-to-rounds bound {bound:.2f}")
     ax.set_xlabel("rounds (expected; lossless rules: model calls)")
     ax.set_ylabel({"tv": "exact TV to the true law"}.get(y, y))
     ys = [p[y] for p in points] + ([current[y]] if current is not None else [])
     top = max([v for v in ys if math.isfinite(v)] + [0.0])
-    pad = max(0.05 * top, 0.02)
+    pad = max(0.1 * top, 0.03)
     ax.set_ylim(-pad, top + pad)
     ax.grid(alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
