@@ -110,7 +110,7 @@ def test_train_fits_least_squares_and_checkpoint_roundtrip(tmp_path):
     assert res.ema.weight.item() == pytest.approx(2.0, abs=2e-2)
     save_checkpoint(tmp_path / "lin", model, {"in_features": 1, "out_features": 1}, {"note": "x"})
     loaded, info = load_checkpoint(tmp_path / "lin.safetensors", lambda c: torch.nn.Linear(**c))
-    assert info == {"config": {"in_features": 1, "out_features": 1}, "metadata": {"note": "x"}}
+    assert info["config"] == {"in_features": 1, "out_features": 1} and info["metadata"] == {"note": "x"}
     assert torch.equal(loaded.weight, model.weight) and torch.equal(loaded.bias, model.bias)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing")
@@ -159,3 +159,18 @@ def test_classifier_features_feed_the_head():
         clf(torch.randn(5, 1, 12, 12, dtype=torch.float64))
     with pytest.raises(ValueError, match="multiple of 4"):
         Classifier(size=6)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(steps=0), "steps"), (dict(steps=3.0), "steps"), (dict(steps=True), "steps"),
+    (dict(lr=float("inf")), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr=0.0), "lr"),
+    (dict(grad_clip=float("nan")), "grad_clip"), (dict(grad_clip=0.0), "grad_clip"), (dict(grad_clip=-1.0), "grad_clip"),
+    (dict(warmup=-1), "warmup"), (dict(weight_decay=float("nan")), "weight_decay"),
+])
+def test_train_refuses_bad_arguments(kwargs, name):
+    model = torch.nn.Linear(1, 1)
+    args = dict(steps=2, progress=False)
+    args.update(kwargs)
+    steps = args.pop("steps")
+    with pytest.raises(ValueError, match=name):
+        train(model, lambda m: m(torch.ones(1, 1)).sum(), steps, **args)
