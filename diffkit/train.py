@@ -437,6 +437,9 @@ def _write_temp(stem: Path, kind: str, data: bytes) -> Path:
 
     fd, tmp = tempfile.mkstemp(prefix=f".{stem.name}.{kind}.", suffix=_TEMP_SUFFIX, dir=stem.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a file made by open(), not mkstemp's 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
