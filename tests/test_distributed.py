@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import torch
-
 from conftest import ROOT, free_port
 
 WORKER = textwrap.dedent("""
