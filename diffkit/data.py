@@ -120,8 +120,8 @@ def toy(name: str, n: int, generator: torch.Generator | None = None, dtype: torc
 
 @lru_cache(maxsize=1)
 def _digits_split():
-    from sklearn.datasets import load_digits
     import numpy as np
+    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 8.0 - 1.0  # 0..16 -> [-1, 1]

@@ -64,6 +64,9 @@ def fit_coupling(model: nn.Module, x0: Tensor, x1: Tensor, *, steps: int = 2000,
                          f"{getattr(x0, 'shape', type(x0))} and {getattr(x1, 'shape', type(x1))}")
     if not 0.0 < float(t_min) < 1.0:
         raise ValueError(f"t_min must be in (0, 1); got {t_min!r}")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("model has no parameter that requires grad (an EMA copy is frozen: call "
+                         "model.requires_grad_(True) first)")
     path = _paths.get("linear")
     param = next(model.parameters())
     x0 = x0.detach().to(device=param.device, dtype=param.dtype)

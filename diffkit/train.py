@@ -8,7 +8,12 @@ decay of the learning rate, gradient clipping, an exponential moving average of 
 (Polyak averaging; the EMA of DDPM, Ho et al. 2020, App. B) and a tqdm progress bar.
 
 Checkpoints are two files side by side: ``name.safetensors`` (the tensors) and ``name.json`` (the
-configuration needed to rebuild the module plus any metadata, e.g. measured quality).
+configuration needed to rebuild the module, any metadata, e.g. measured quality, and the SHA-256
+of the tensors file). They are saved atomically as a pair and loaded with safetensors only; a
+damaged or mismatched pair raises ``ValueError`` naming the file.
+
+:func:`fit` trains a denoiser with the variational, score or flow loss on top of :func:`train`,
+also under ``torchrun`` with ``DistributedDataParallel``.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["EMA", "TrainResult", "train", "fit", "LOSSES", "LearnedDenoiser", "save_checkpoint", "load_checkpoint",
-           "lr_at"]
+           "read_checkpoint_info", "lr_at"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -181,11 +186,17 @@ class LearnedDenoiser:
     dtype than the network (float64 for exact checks): it is cast to the network's dtype and the
     result back. :func:`fit` and :func:`diffkit.pretrained.load` both return this wrapper.
 
-    Attributes: ``net``, ``target``, ``path``, ``labels``, ``result`` (the :class:`TrainResult` of
-    :func:`fit`, or ``None``).
+    ``x0_range=(low, high)`` clips the predicted ``x0`` to the range of the data (the "clipping" of
+    DDPM sampling, Ho et al. 2020, and static thresholding, Saharia et al. 2022): near ``t = 1`` an
+    ``eps`` or ``score`` prediction is multiplied by ``sigma / alpha`` on its way to ``x0``, and the
+    clip keeps that amplified error from leaving the data's range.
+
+    Attributes: ``net``, ``target``, ``path``, ``labels``, ``x0_range``, ``result`` (the
+    :class:`TrainResult` of :func:`fit`, or ``None``).
     """
 
-    def __init__(self, net: nn.Module, target: str, path, labels=None, result: Optional[TrainResult] = None):
+    def __init__(self, net: nn.Module, target: str, path, labels=None, result: Optional[TrainResult] = None,
+                 x0_range: Optional[tuple] = None):
         from . import paths as _paths
         from .views import KINDS
 
@@ -194,6 +205,12 @@ class LearnedDenoiser:
         self.net, self.target, self.path, self.result = net, target, _paths.get(path), result
         self.num_classes = getattr(net, "num_classes", None)
         self.labels = self._check_labels(labels)
+        if x0_range is not None:
+            lo, hi = (float(v) for v in x0_range)
+            if not lo < hi:
+                raise ValueError(f"x0_range must be (low, high) with low < high; got {x0_range!r}")
+            x0_range = (lo, hi)
+        self.x0_range = x0_range
 
     def _check_labels(self, labels):
         if labels is None:
@@ -210,7 +227,7 @@ class LearnedDenoiser:
 
     def with_labels(self, labels) -> "LearnedDenoiser":
         """The same network's denoiser for other ``labels`` (``None``: unconditional)."""
-        return LearnedDenoiser(self.net, self.target, self.path, labels, self.result)
+        return LearnedDenoiser(self.net, self.target, self.path, labels, self.result, self.x0_range)
 
     def _net_fn(self, x: Tensor, t) -> Tensor:
         p = next(self.net.parameters())
@@ -228,7 +245,8 @@ class LearnedDenoiser:
     def __call__(self, x: Tensor, t) -> Tensor:
         from .views import as_denoiser
 
-        return as_denoiser(self._net_fn, self.target, self.path)(x, t)
+        x0 = as_denoiser(self._net_fn, self.target, self.path)(x, t)
+        return x0 if self.x0_range is None else x0.clamp(*self.x0_range)
 
     def __repr__(self):
         lab = "unconditional" if self.labels is None else f"labels={self.labels.tolist()}"
@@ -400,44 +418,220 @@ def fit(model: nn.Module, data, path, loss: str = "dsm", target: str = "eps", *,
 
 
 # ---------------------------------------------------------------------------------- checkpoints
+# A checkpoint is a pair ``name.safetensors`` + ``name.json``; the json records the SHA-256 of the
+# tensors file, so a pair whose halves come from different saves is recognised. A save writes
+# both files to temporary names in the same directory and renames them into place (a rename
+# within a directory is atomic on POSIX and Windows); the old tensors are kept as a hard link
+# ``.name.safetensors.prev`` across the one moment when the new tensors sit beside the old json,
+# so a save killed at any point leaves a pair that loads: the old one, or the new one.
+_TEMP_SUFFIX = ".tmp"
+
+
 def _stem(path: PathLike) -> Path:
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
+def _files(stem: Path) -> tuple[Path, Path, Path]:
+    """The tensors file, the json and the backup of the previous tensors of a checkpoint."""
+    return (stem.with_suffix(".safetensors"), stem.with_suffix(".json"),
+            stem.parent / f".{stem.name}.safetensors.prev")
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_temp(stem: Path, kind: str, data: bytes) -> Path:
+    """Write ``data`` to a fresh temporary file beside the checkpoint, flushed to disk."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem.name}.{kind}.", suffix=_TEMP_SUFFIX, dir=stem.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a file made by open(), not mkstemp's 0600
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not possible on some platforms (Windows): renames are still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _recorded_hash(js: Path) -> Optional[str]:
+    try:
+        info = json.loads(js.read_text())
+        return info.get("sha256") if isinstance(info, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _recover(stem: Path) -> None:
+    """Finish or roll back a save that was killed: if the tensors do not match the json but the
+    kept previous tensors do, put those back; then drop the backup and stale temporary files."""
+    st, js, prev = _files(stem)
+    if prev.exists():
+        want = _recorded_hash(js)
+        if want is not None and (not st.exists() or _sha256(st.read_bytes()) != want) \
+                and _sha256(prev.read_bytes()) == want:
+            os.replace(prev, st)
+        prev.unlink(missing_ok=True)
+    for kind in ("safetensors", "json"):
+        for tmp in stem.parent.glob(f".{stem.name}.{kind}.*{_TEMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
+
+
+def _keep_previous(st: Path, prev: Path) -> None:
+    import shutil
+
+    prev.unlink(missing_ok=True)
+    try:
+        os.link(st, prev)
+    except OSError:  # file systems without hard links
+        shutil.copy2(st, prev)
+
+
 def save_checkpoint(path: PathLike, model: nn.Module, config: dict, metadata: Optional[dict] = None) -> tuple[Path, Path]:
     """Write ``path.safetensors`` (the module's state dict, contiguous, on the CPU) and ``path.json``
-    (``{"config": config, "metadata": metadata}``). Returns both paths."""
-    from safetensors.torch import save_file
+    (``{"config": config, "metadata": metadata, "sha256": <hash of the tensors file>}``),
+    atomically as a pair (see the comment above). Returns both paths.
 
+    Refuses (``ValueError``) a config that is not a JSON object and weights that are not finite.
+    One writer per checkpoint at a time; stale temporary files of a killed save are removed.
+    """
+    from safetensors.torch import save as to_bytes
+
+    if not isinstance(config, dict):
+        raise ValueError(f"config must be a dict (a JSON object); got {type(config).__name__}")
     stem = _stem(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    st, js = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    save_file(tensors, str(st))
-    js.write_text(json.dumps({"config": config, "metadata": metadata or {}}, indent=2, sort_keys=True) + "\n")
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"refusing to save non-finite weights (NaN or inf) in {', '.join(bad)}")
+    blob = to_bytes(tensors)
+    try:
+        text = json.dumps({"config": config, "metadata": metadata or {}, "sha256": _sha256(blob)},
+                          indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"config and metadata must be JSON-serialisable (finite numbers): {e}") from None
+    st, js, prev = _files(stem)
+    _recover(stem)
+    tmp_st = _write_temp(stem, "safetensors", blob)
+    tmp_js = _write_temp(stem, "json", text.encode())
+    if st.exists():
+        _keep_previous(st, prev)
+    os.replace(tmp_st, st)   # from here until the next line, the old json pairs with prev
+    os.replace(tmp_js, js)
+    _fsync_dir(stem.parent)
+    prev.unlink(missing_ok=True)
     return st, js
+
+
+def _bad(file: Path, what: str) -> ValueError:
+    return ValueError(f"checkpoint {file}: {what}")
+
+
+def read_checkpoint_info(path: PathLike) -> dict:
+    """The validated json of a checkpoint: a JSON object with a ``config`` object, an optional
+    ``metadata`` object and the ``sha256`` of the tensors file. ``ValueError`` names the file and
+    what is wrong."""
+    js = _files(_stem(path))[1]
+    if not js.exists():
+        raise FileNotFoundError(f"checkpoint json {js} does not exist")
+    try:
+        info = json.loads(js.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _bad(js, f"not valid JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise _bad(js, f"must hold a JSON object, got {type(info).__name__}")
+    if not isinstance(info.get("config"), dict):
+        raise _bad(js, "has no 'config' object")
+    if not isinstance(info.get("metadata", {}), dict):
+        raise _bad(js, "'metadata' must be an object")
+    sha = info.get("sha256")
+    if not (isinstance(sha, str) and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha)):
+        raise _bad(js, "has no 'sha256' of its tensors file (a 64-digit hex string); save it with "
+                       "diffkit.train.save_checkpoint")
+    info.setdefault("metadata", {})
+    return info
+
+
+def _read_tensors(stem: Path, sha: str) -> tuple[dict, Path]:
+    """The tensors whose file hashes to ``sha``: the checkpoint's, or the kept previous ones when a
+    save was killed between its two renames."""
+    from safetensors.torch import load as from_bytes
+
+    st, js, prev = _files(stem)
+    if not st.exists():
+        raise FileNotFoundError(f"checkpoint tensors {st} do not exist")
+    blob = st.read_bytes()
+    used = st
+    if _sha256(blob) != sha:
+        if prev.exists() and _sha256(prev.read_bytes()) == sha:
+            blob, used = prev.read_bytes(), prev
+        else:
+            raise _bad(st, f"its SHA-256 does not match the one recorded in {js.name} (the file was "
+                           "changed, truncated or replaced, or belongs to another save)")
+    try:
+        state = from_bytes(blob)
+    except Exception as e:  # safetensors raises its own error types for bad headers and sizes
+        raise _bad(used, f"not a valid safetensors file ({type(e).__name__}: {e})") from None
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise _bad(used, f"non-finite weights (NaN or inf) in {', '.join(bad)}")
+    return state, used
 
 
 def load_checkpoint(path: PathLike, build: Optional[Callable[[dict], nn.Module]] = None,
                     device: Union[str, torch.device, None] = None) -> tuple:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+    """Read a checkpoint written by :func:`save_checkpoint` (safetensors only: nothing is unpickled).
 
     With ``build`` (``config -> module``) returns ``(module, info)`` with the weights loaded (strict)
     and the module in eval mode; without it returns ``(state_dict, info)``. ``info`` is the json.
+    A missing file raises ``FileNotFoundError``; a json that is not a checkpoint's, a tensors file
+    that is truncated, corrupted, not safetensors or not the one the json's hash names, non-finite
+    weights, or a config that does not build a module fitting the tensors raise ``ValueError``
+    naming the file and what is wrong.
     """
-    from safetensors.torch import load_file
-
     stem = _stem(path)
-    st, js = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    st, js, _ = _files(stem)
     if not st.exists() or not js.exists():
         raise FileNotFoundError(f"checkpoint needs both {st} and {js}")
-    info = json.loads(js.read_text())
-    state = load_file(str(st), device=str(device) if device is not None else "cpu")
+    info = read_checkpoint_info(stem)
+    state, used = _read_tensors(stem, info["sha256"])
+    if device is not None:
+        state = {k: v.to(device) for k, v in state.items()}
     if build is None:
         return state, info
-    module = build(info["config"])
-    module.load_state_dict(state, strict=True)
+    try:
+        module = build(info["config"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise _bad(js, f"its config does not build a module ({type(e).__name__}: {e})") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise _bad(used, f"the tensors do not fit the module built from {js.name}'s config "
+                         f"({' '.join(s.strip() for s in first[:4])})") from None
     if device is not None:
         module = module.to(device)
     return module.eval(), info

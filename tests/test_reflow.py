@@ -47,6 +47,8 @@ def test_flow_matching_on_a_shift_coupling_learns_the_shift(one_thread):
     assert torch.allclose(D(x, t), x - 0.4 * D.net.b.detach(), atol=1e-6)
     with pytest.raises(ValueError, match="one shape"):
         reflow.fit_coupling(Shift(), x0, x0[:3], steps=1)
+    with pytest.raises(ValueError, match="requires grad"):
+        reflow.fit_coupling(Shift().requires_grad_(False), x0, x0, steps=1)
 
 
 @given(st.integers(1, 12), st.floats(-3, 3), st.floats(-3, 3))
