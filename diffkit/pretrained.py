@@ -2,8 +2,9 @@
 
 ``available()`` lists them; ``load(name)`` returns a :class:`Pretrained` with ``.net`` (the
 network, eval mode), ``.denoiser(labels=None)`` (a :class:`diffkit.train.LearnedDenoiser`, the
-same wrapper that :func:`diffkit.train.fit` returns), ``.path`` (the checkpoint's files without
-suffix), ``.config`` and ``.metrics``. Each is ``diffkit/checkpoints/<name>.safetensors`` beside
+same wrapper that :func:`diffkit.train.fit` returns), ``.path`` (the Gaussian path it was trained
+on, a :class:`diffkit.paths.GaussianPath`), ``.file`` (the checkpoint's files without suffix),
+``.config`` and ``.metrics``. Each is ``diffkit/checkpoints/<name>.safetensors`` beside
 ``<name>.json`` and is reproduced by ``python -m diffkit.pretrained --train <name>`` (a fixed
 seed, one CPU thread; ``--train all`` for every model, ``--fast`` for a smoke run, ``--out DIR``
 to write elsewhere).
@@ -46,6 +47,7 @@ import torch
 from . import data as _data
 from . import metrics as _metrics
 from . import nn as _nn
+from . import paths as _paths
 from .train import LearnedDenoiser, fit, load_checkpoint, save_checkpoint, train
 
 __all__ = ["available", "load", "Pretrained", "RECIPES", "CHECKPOINT_DIR", "train_model", "main"]
@@ -98,15 +100,22 @@ def build(config: dict) -> torch.nn.Module:
 
 @dataclass
 class Pretrained:
-    """A shipped model: ``net`` (eval mode), ``path`` (files without suffix), ``config`` (how to
-    rebuild and use it), ``metrics`` (measured at training time) and ``info`` (the whole json)."""
+    """A shipped model: ``net`` (eval mode), ``file`` (its checkpoint, without suffix),
+    ``config`` (how to rebuild and use it), ``metrics`` (measured at training time), ``info``
+    (the whole json) and ``path``, the Gaussian path it was trained on (``None`` for the
+    classifier)."""
 
     name: str
     net: torch.nn.Module
-    path: Path
+    file: Path
     config: dict
     metrics: dict
     info: dict
+
+    @property
+    def path(self):
+        name = self.config.get("path")
+        return None if name is None else _paths.get(name)
 
     def denoiser(self, labels=None) -> LearnedDenoiser:
         """``D(x, t)`` for :func:`diffkit.sample`; ``labels`` (an int or ``[batch]`` ints) for the

@@ -15,12 +15,16 @@ def test_every_model_is_shipped_small_and_documented():
     assert set(pretrained.available()) == set(SHIPPED) == set(pretrained.RECIPES)
     for name in SHIPPED:
         m = pretrained.load(name)
-        st = m.path.with_suffix(".safetensors")
+        st = m.file.with_suffix(".safetensors")
         assert st.stat().st_size < 2 * 1024 * 1024
         meta = m.info["metadata"]
         assert meta["command"] == f"python -m diffkit.pretrained --train {name}"
         assert meta["train_seconds"] > 0 and meta["steps"] == pretrained.RECIPES[name]["steps"]
         assert m.metrics and not m.net.training
+        if "path" in m.config:  # the Gaussian path it was trained on, ready for diffkit.sample
+            assert isinstance(m.path, paths.GaussianPath) and repr(m.path) == repr(paths.get(m.config["path"]))
+        else:
+            assert m.path is None
 
 
 @pytest.mark.parametrize("name", ["gmm8-elbo", "gmm8-dsm", "gmm8-cfm"])
