@@ -8,17 +8,19 @@ ParallelBench-style list task (:mod:`diffkit.discrete.tasks`, the uniform law ov
 answers). The decoder's whole output law is enumerated by
 :func:`diffkit.discrete.exact.output_law`, so its total variation and KL to the true law are
 numbers, not estimates. The model is the exact oracle (default) or the shipped tiny masked
-transformer (:func:`diffkit.discrete.checkpoints.load_pretrained`), evaluated against the same
-true law.
+transformer, evaluated against the same true law.
+
+Every registered strategy is offered with its own knobs: which knobs a strategy reads, their
+defaults and their bounds come from its record (:mod:`diffkit.discrete.strategies`); the tab only
+narrows the bounds to what a slider can show.
 
 Bounds (the enumeration grows like ``V ** length``): HMM generation length 2..``MAX_GEN``
-(``MAX_GEN_SAMPLED`` at temperature 1); the list tasks have a fixed answer length of 4
+(``MAX_GEN_SAMPLED`` at temperature > 0); the list tasks have a fixed answer length of 4
 (``latin``, with 12, is left out); steps 1..``MAX_STEPS`` (at most the length); seed
-0..``MAX_SEED``; the transformer on a list task at temperature 0 only (its softmax puts mass on
-all 14 tokens, so the tree at T > 0 is too large). The other strategies' points are computed once
-per setting and cached (``functools.lru_cache``), so only the first request of a setting pays
-for them (about a second for the default on an idle 2-core CPU). No background thread: a
-process that imports the hub and exits must not be left with torch work in flight.
+0..``MAX_SEED``; the transformer on a list task at temperature 0 only. Combinations that do not
+fit (steps that are not a multiple of the blocks, draft-verify at T > 0, ...) are adjusted and the
+note says how. Inputs go through :mod:`apps.widgets` (clamped or refused in one message, a named
+strict API, a bounded cache, the default view computed at start).
 """
 
 from __future__ import annotations
@@ -30,25 +32,89 @@ import time
 import gradio as gr
 import torch
 
+from apps import widgets as w
 from diffkit import discrete
+from diffkit.discrete import exact
+from diffkit.discrete import strategy_records as records
 from diffkit.viz import decoding as dviz
 
 TITLE = "dLLM decoding"
 API_NAME = "dllm"
 ROUND_API_NAME = "dllm_round"
 MAX_GEN = 5  # HMM generation length bound (exact enumeration) ...
-MAX_GEN_SAMPLED = 4  # ... and at temperature > 0, where every sampled token branches the tree
+MAX_GEN_SAMPLED = 3  # ... and at temperature > 0, where every sampled token branches the tree
 MAX_STEPS = 8
 MAX_SEED = 9999
+MAX_ROUNDS_SHOWN = 16
 #: the 4x4 Latin square task (12 answer tokens) is left out: its decoding tree is too large to
 #: enumerate at temperature 1 within a second (lesson 12 measures it by Monte Carlo)
 LANGUAGES = ("hmm",) + tuple(t for t in discrete.TASKS if t != "latin")
 MODELS = ("oracle", "transformer")
-TEMPERATURES = (0.0, 1.0)
 CHECKPOINT = {"hmm": "hmm-default"}  # every task uses the "tasks" checkpoint
-DEFAULT = {"language": "hmm", "model": "oracle", "strategy": "confidence", "gen_length": 4,
-           "steps": 2, "block_length": 0, "threshold": 0.7, "factor": 1.0, "temperature": 1.0,
-           "seed": 0}
+
+#: how the tab shows each strategy option: (low, high, step, integer, help); defaults come from
+#: the records. 0 stands for "the record's default" where the record's default is None.
+KNOB_UI = {
+    "threshold": (0.05, 1.0, 0.05, False, "commit every candidate at least this confident"),
+    "factor": (0.25, 8.0, 0.25, False, "largest n with (n + 1)(1 - c_(n)) < factor"),
+    "gap": (0.0, 20.0, 0.5, False, "top-2 log-probability gap for Prophet's early commit; "
+                                   "0: its phase thresholds 7.5 / 5 / 2.5"),
+    "draft": (1, 16, 1, True, "drafted tokens verified per call"),
+    "gamma": (0.0, 3.0, 0.05, False, "entropy bound of a round (nats)"),
+    "alpha": (0.0, 5.0, 0.1, False, "weight of log(1 + credit)"),
+    "boost": (0.0, 2.0, 0.05, False, "credit gain p_top1 ** boost"),
+    "decay": (0.0, 1.0, 0.05, False, "credit decay per round"),
+    "low_threshold": (0.0, 1.0, 0.05, False, "a run's best position must exceed this"),
+    "eta": (0.0, 1.0, 0.01, False, "ReMDM's remasking cap"),
+    "wide": (0.05, 1.0, 0.05, False, "wide-in: commit above this"),
+    "narrow": (0.0, 1.0, 0.05, False, "narrow-out: take back drafts below this (>= wide)"),
+    "max_rounds": (0, 16, 1, True, "rounds per block before every mask is committed; 0: 2 x block"),
+}
+CHOICE_UI = {"reduce": ("min", "mean")}
+
+
+def _knob_defaults() -> dict:
+    out: dict = {}
+    for name in records.available():
+        for o in records.info(name).options:
+            if o.name not in out:
+                out[o.name] = o.default
+    return out
+
+
+KNOB_DEFAULTS = _knob_defaults()
+KNOBS = tuple(KNOB_DEFAULTS)
+
+
+def _knob_spec(name: str):
+    if name in CHOICE_UI:
+        return w.Choice(name, CHOICE_UI[name], KNOB_DEFAULTS[name], label=name)
+    lo, hi, step, integer, text = KNOB_UI[name]
+    default = KNOB_DEFAULTS[name]
+    default = 0 if default is None else default
+    return w.Numeric(name, lo, hi, default, integer=integer, step=step, label=name, info=text)
+
+
+SPECS = [
+    w.Choice("language", LANGUAGES, "hmm", label="language / task"),
+    w.Choice("model", MODELS, "oracle", label="model",
+             info="oracle: exact conditionals; transformer: the shipped tiny checkpoint"),
+    w.Choice("strategy", records.available(), "confidence", label="strategy"),
+    w.Numeric("gen_length", 2, MAX_GEN, 4, integer=True, label="generation length (HMM)",
+              info=f"{MAX_GEN_SAMPLED} at most when sampling; list tasks: their answer length"),
+    w.Numeric("steps", 1, MAX_STEPS, 2, integer=True, label="steps",
+              info="rounds of the fixed-schedule strategies; at most the length"),
+    w.Numeric("block_length", 0, MAX_STEPS, 0, integer=True, label="block length",
+              info="0: one block; must divide the length"),
+    w.Numeric("temperature", 0.0, 2.0, 0.0, step=0.25, label="temperature",
+              info="0: greedy; otherwise sample the committed tokens"),
+    w.Numeric("seed", 0, MAX_SEED, 0, integer=True, label="seed",
+              info="sampling and the task's prompt"),
+    w.Choice("schedule", ("even", "dream"), "even", label="schedule",
+             info="round sizes of the fixed-schedule strategies: LLaDA's even split or Dream's timesteps"),
+] + [_knob_spec(k) for k in KNOBS]
+NAMES = tuple(s.name for s in SPECS)
+DEFAULT = {s.name: s.default for s in SPECS}
 
 
 # ---------------------------------------------------------------------- languages and models
@@ -96,246 +162,265 @@ def _oracle_model(language: str) -> discrete.MemoModel:
 
 def model_for(language: str, model: str):
     """The decode model: the oracle (its answers remembered) or the shipped network."""
-    if model not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
-    if model == "oracle":
+    if model == "oracle" or not transformer_available(language):
         return _oracle_model(language)
-    if not transformer_available(language):
-        raise ValueError("the shipped transformer checkpoint is not available: use the oracle")
     return _network(CHECKPOINT.get(language, "tasks"))
 
 
-# ---------------------------------------------------------------------- inputs
-def settings(language: str, gen_length, steps, block_length, temperature, seed):
-    """Checked inputs: ``(oracle, prompt tuple, gen_length, steps, block_length or None, T,
-    seed, note)``; raises ``ValueError`` naming the bound that was broken."""
+# ---------------------------------------------------------------------- inputs that fit together
+def fit(language, model, strategy, gen_length, steps, block_length, temperature, seed, knobs):
+    """Adjust a validated combination so that it can be decoded and enumerated: returns
+    ``(model, prompt tuple, gen_length, steps, block_length or None, T, knobs, note)``."""
     lang = oracle(language)
-    try:
-        gen_length, steps, block = int(gen_length), int(steps), int(block_length or 0)
-        seed, temperature = int(seed), float(temperature)
-    except (TypeError, ValueError):
-        raise ValueError("gen_length, steps, block_length and seed must be integers") from None
-    if temperature not in TEMPERATURES:
-        raise ValueError(f"temperature must be one of {TEMPERATURES}; got {temperature}")
-    if not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must lie in [0, {MAX_SEED}]; got {seed}")
-    note = ""
+    rec = records.info(strategy)
+    notes = []
+    if model == "transformer" and not transformer_available(language):
+        notes.append("The shipped transformer is not available: the oracle decodes.")
+        model = "oracle"
+    if rec.lossless is not None and temperature != 0:
+        notes.append(f"{strategy} is lossless at temperature 0 only: ran temperature 0.")
+        temperature = 0.0
+    if model == "transformer" and language != "hmm" and temperature != 0:
+        notes.append("The transformer on a list task gives all 14 tokens some probability, so the "
+                     "exact tree at T > 0 is too large: ran temperature 0.")
+        temperature = 0.0
     if language == "hmm":
-        if not 2 <= gen_length <= MAX_GEN:
-            raise ValueError(f"gen_length must lie in [2, {MAX_GEN}] (exact enumeration); got {gen_length}")
         if temperature > 0 and gen_length > MAX_GEN_SAMPLED:
-            note += (f"Sampling (T > 0) branches the exact enumeration on every token: length "
-                     f"clamped to {MAX_GEN_SAMPLED}. ")
+            notes.append(f"Sampling branches the exact enumeration on every token: length "
+                         f"{gen_length} -> {MAX_GEN_SAMPLED}.")
             gen_length = MAX_GEN_SAMPLED
         prompt: tuple = ()
     else:
         if gen_length != lang.answer_length:
-            note += f"The {language} task's answer has {lang.answer_length} tokens: gen_length set to it. "
+            notes.append(f"The {language} task's answer has {lang.answer_length} tokens.")
         gen_length = lang.answer_length
         prompt = tuple(lang.sample_prompts(1, torch.Generator().manual_seed(seed))[0].tolist())
-    if not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must lie in [1, {MAX_STEPS}]; got {steps}")
     if steps > gen_length:
-        note += f"steps = {steps} > length {gen_length}: clamped to {gen_length}. "
+        notes.append(f"steps {steps} > length {gen_length}: ran {gen_length}.")
         steps = gen_length
-    if block and (block < 1 or gen_length % block):
-        raise ValueError(f"block_length must divide the generation length {gen_length} "
-                         f"(or be 0: one block); got {block}")
+    block = int(block_length)
+    if block and gen_length % block:
+        notes.append(f"block length {block} does not divide {gen_length}: one block.")
+        block = 0
     block_length = None if block in (0, gen_length) else block
     blocks = 1 if block_length is None else gen_length // block_length
-    if steps % blocks:
-        raise ValueError(f"steps = {steps} must be a multiple of the number of blocks ({blocks})")
-    return lang, prompt, gen_length, steps, block_length, temperature, seed, note
-
-
-def knobs_for(strategy: str, steps: int, threshold, factor) -> dict:
-    """The knobs that ``strategy`` reads (steps, threshold or factor)."""
-    if strategy not in discrete.STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(discrete.STRATEGIES)}; got {strategy!r}")
-    if strategy in ("random", "confidence", "margin", "entropy", "prophet"):
-        return {"steps": int(steps)}
-    if strategy == "threshold":
-        th = float(threshold)
-        if not 0 < th <= 1:
-            raise ValueError(f"threshold must lie in (0, 1]; got {th}")
-        return {"threshold": round(th, 4)}
-    if strategy == "factor":
-        f = float(factor)
-        if not 0 < f <= 8:
-            raise ValueError(f"factor must lie in (0, 8]; got {f}")
-        return {"factor": round(f, 4)}
-    return {}
+    if rec.fixed_schedule and steps % blocks:
+        steps = max(blocks, steps // blocks * blocks)
+        notes.append(f"steps must be a multiple of the {blocks} blocks: ran {steps}.")
+    opts = {o.name: knobs[o.name] for o in rec.options}
+    if "gap" in opts and opts["gap"] == 0:
+        opts["gap"] = None
+    if "max_rounds" in opts and opts["max_rounds"] == 0:
+        opts["max_rounds"] = None
+    if strategy == "hierarchy" and opts["low_threshold"] > opts["threshold"]:
+        opts["low_threshold"] = opts["threshold"]
+        notes.append("low_threshold must not exceed threshold: ran them equal.")
+    if strategy == "wino" and opts["narrow"] < opts["wide"]:
+        opts["narrow"] = opts["wide"]
+        notes.append("narrow must be at least wide: ran them equal.")
+    if rec.fixed_schedule:
+        opts["steps"] = steps
+    return model, prompt, gen_length, steps, block_length, float(temperature), opts, " ".join(notes)
 
 
 # ---------------------------------------------------------------------- exact points, cached
 @functools.lru_cache(maxsize=4096)
 def exact_point(language: str, model: str, prompt: tuple, gen_length: int, block_length,
-                temperature: float, strategy: str, knobs: tuple) -> dict:
-    """One strategy's exact error and rounds (see :func:`diffkit.viz.decoding.pareto_points`)."""
-    return dviz.pareto_points(oracle(language), torch.tensor(prompt, dtype=torch.long), gen_length,
-                              [(strategy, dict(knobs))], block_length=block_length,
-                              temperature=temperature, model=model_for(language, model))[0]
+                temperature: float, schedule: str, strategy: str, knobs: tuple) -> dict:
+    """One strategy's exact error and rounds (:func:`diffkit.discrete.exact.pareto_points`)."""
+    kw = dict(knobs)
+    if records.info(strategy).fixed_schedule:
+        kw["schedule"] = schedule
+    return exact.pareto_points(oracle(language), torch.tensor(prompt, dtype=torch.long), gen_length,
+                               [(strategy, kw)], block_length=block_length,
+                               temperature=temperature, model=model_for(language, model))[0]
 
 
 def reference_points(language: str, model: str, prompt: tuple, gen_length: int, block_length,
-                     temperature: float) -> list[dict]:
-    """Every strategy of :func:`diffkit.viz.decoding.strategy_grid` at this setting (cached)."""
-    grid = dviz.strategy_grid(gen_length, block_length, temperature)
-    return [exact_point(language, model, prompt, gen_length, block_length, temperature, s,
-                        tuple(sorted(k.items()))) for s, k in grid]
+                     temperature: float, schedule: str, strategy: str = "confidence") -> list[dict]:
+    """The settings of :func:`diffkit.discrete.exact.strategy_grid` here (cached); the remasking
+    rules, whose exact chains are the costly ones, only when one of them is the strategy shown."""
+    grid = [(s, k) for s, k in exact.strategy_grid(gen_length, block_length, temperature)
+            if not records.info(s).remasks or s == strategy]
+    return [exact_point(language, model, prompt, gen_length, block_length, temperature, schedule,
+                        s, tuple(sorted(k.items()))) for s, k in grid]
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return "+inf" if v > 0 else "nan"
+    return v
 
 
 # ---------------------------------------------------------------------- the endpoint
-def compute(language, model, strategy, gen_length, steps, block_length, threshold, factor,
-            temperature, seed):
-    """The tab's endpoint: ``(rounds table HTML, round slider, Pareto figure, values, note,
+def compute(language, model, strategy, gen_length, steps, block_length, temperature, seed,
+            schedule, *knob_values):
+    """The tab's computation: ``(rounds table HTML, rounds shown, Pareto figure, values, note,
     record)``. ``values`` holds the decode (tokens, rounds, per-round committed positions and
     confidences) and the strategy's exact figures (TV, both KLs, expected rounds, total
     correlation per round, bits-to-rounds bound)."""
     start = time.perf_counter()
-    lang, prompt, gen_length, steps, block_length, temperature, seed, note = settings(
-        language, gen_length, steps, block_length, temperature, seed)
-    knobs = knobs_for(strategy, steps, threshold, factor)
-    if strategy == "draft-verify" and temperature != 0:
-        raise ValueError("draft-verify is lossless at temperature 0 only: choose temperature 0")
-    if model == "transformer" and language != "hmm" and temperature != 0:
-        raise ValueError("the transformer on a list task: temperature 0 only (its softmax gives "
-                         "all 14 tokens some probability, so the exact tree at T > 0 is too large)")
+    knobs = dict(zip(KNOBS, knob_values))
+    model, prompt, gen_length, steps, block_length, temperature, opts, note = fit(
+        language, model, strategy, gen_length, steps, block_length, temperature, seed, knobs)
+    lang = oracle(language)
+    rec = records.info(strategy)
     decoder = model_for(language, model)
     mask_id = decoder.mask_id
-    gen = torch.Generator().manual_seed(seed)
     p = torch.tensor(prompt, dtype=torch.long)
+    kw = dict(opts)
+    if rec.fixed_schedule:
+        kw["schedule"] = schedule
     out = discrete.decode(decoder, p, gen_length, mask_id, strategy=strategy,
-                          block_length=block_length, temperature=temperature, generator=gen,
-                          **knobs)
+                          block_length=block_length, temperature=temperature,
+                          generator=torch.Generator().manual_seed(seed), **kw)
     frames = dviz.unmasking_frames(out, len(prompt), mask_id)
-    law_point = exact_point(language, model, prompt, gen_length, block_length, temperature,
-                            strategy, tuple(sorted(knobs.items())))
-    # total correlation (exact, under the true law) of each round's committed set in this decode
-    comps, probs = discrete.exact.true_law(lang, p, gen_length)
+    point = exact_point(language, model, prompt, gen_length, block_length, temperature, schedule,
+                        strategy, tuple(sorted(opts.items())))
+    comps, probs = exact.true_law(lang, p, gen_length)
     tcs = []
-    for r, rnd in enumerate(out.history if strategy != "draft-verify" else [], start=1):
-        vis = frames.states[r - 1, len(prompt):].clone()
-        vis[vis == mask_id] = -1
-        pos = (rnd.committed[0, len(prompt):]).nonzero().flatten().tolist()
-        tcs.append(discrete.exact.total_correlation(comps, probs, vis, pos))
-    refs = reference_points(language, model, prompt, gen_length, block_length, temperature)
-    bound = (law_point["information_bits"] / law_point["max_round_bits"]
-             if law_point["max_round_bits"] > 0 else math.nan)
+    if rec.lossless is None:  # a lossless rule's tokens are verified one by one: no TC applies
+        for r, rnd in enumerate(out.history, start=1):
+            vis = frames.states[r - 1, len(prompt):].clone()
+            vis[vis == mask_id] = -1
+            pos = (rnd.committed[0, len(prompt):]).nonzero().flatten().tolist()
+            tcs.append(exact.total_correlation(comps, probs, vis, pos))
+    refs = reference_points(language, model, prompt, gen_length, block_length, temperature, schedule,
+                            strategy)
+    bound = (point["information_bits"] / point["max_round_bits"]
+             if point["max_round_bits"] > 0 else math.nan)
     names = dviz.token_names(lang)
-    fig = dviz.plot_pareto(refs, current=law_point, bound=bound,
+    fig = dviz.plot_pareto(refs, current=point, bound=bound,
                            title=f"{language}, {gen_length} tokens, T = {temperature:g}: exact "
                                  "error against rounds")
     tokens = out.tokens[0].tolist()
     values = {
-        "language": language, "model": model, "strategy": strategy, "knobs": knobs,
+        "language": language, "model": model, "strategy": strategy, "knobs": opts,
         "gen_length": gen_length, "block_length": block_length or gen_length,
-        "temperature": temperature, "seed": seed, "prompt": list(prompt),
+        "temperature": temperature, "seed": seed, "schedule": schedule, "prompt": list(prompt),
         "tokens": tokens, "text": " ".join(names[t] for t in tokens),
         "rounds": out.rounds, "nfe": out.nfe,
         "committed": [r.committed[0].nonzero().flatten().tolist() for r in out.history],
         "confidence": [round(float(c), 6) if not math.isnan(c) else None
                        for c in frames.confidence.tolist()],
-        # draft-verify's tokens are verified one by one, not drawn together: no TC applies
         "round_tc_nats": [round(t, 6) for t in tcs] if tcs else None,
-        "exact": {k: (v if not isinstance(v, float) or math.isfinite(v) else
-                      ("+inf" if v > 0 else "nan")) for k, v in law_point.items()},
+        "exact": {k: _finite(v) for k, v in point.items()},
         "bits_to_rounds_bound": round(bound, 6) if math.isfinite(bound) else None,
         "reference_points": len(refs),
     }
     if hasattr(lang, "score"):
         values["correct"] = bool(lang.score(p.unsqueeze(0), out.tokens)[0] == 1.0)
-    kl = law_point["kl_model_true"]
-    note += (f"**{strategy}** decoded {gen_length} tokens in **{out.rounds} rounds** "
-             f"({out.nfe} model calls). Exact law of this decoder: TV to the true law "
-             f"**{law_point['tv']:.4f}**, KL(decoder || true) = "
-             f"{kl:.4f} nats, expected rounds {law_point['rounds']:.3f}. " if math.isfinite(kl)
-             else f"**{strategy}** decoded {gen_length} tokens in **{out.rounds} rounds**. "
-                  f"Exact TV to the true law **{law_point['tv']:.4f}**; KL(decoder || true) = inf "
-                  "(it can output sequences the language never makes). ")
+    kl = point["kl_model_true"]
+    text = (f"**{strategy}** decoded {gen_length} tokens in **{out.rounds} rounds** "
+            f"({out.nfe} model calls). Exact law of this decoder: TV to the true law "
+            f"**{point['tv']:.4f}**, ")
+    text += (f"KL(decoder || true) = {kl:.4f} nats, " if math.isfinite(kl) else
+             "KL(decoder || true) = inf (it can output sequences the language never makes), ")
+    text += f"expected rounds {point['rounds']:.3f}."
+    note = (note + " " + text).strip()
     values["seconds"] = round(time.perf_counter() - start, 3)
     record = {"frames": frames.states.tolist(), "round_of": frames.round_of.tolist(),
               "confidence": values["confidence"], "prompt_len": len(prompt), "mask_id": mask_id,
               "names": names, "tc": values["round_tc_nats"]}
     html_table = dviz.rounds_html(frames, names, total_correlation=tcs or None)
-    slider = gr.Slider(minimum=0, maximum=out.rounds, value=out.rounds, step=1)
-    return html_table, slider, fig, values, note, record
+    return html_table, min(out.rounds, MAX_ROUNDS_SHOWN), fig, values, note, record
+
+
+ENDPOINT = w.Endpoint(compute, SPECS, api_name=API_NAME, cache_size=256)
 
 
 def show_round(record: dict, upto) -> str:
     """The rounds table cut after round ``upto`` (the round slider's endpoint)."""
     if not record:
         return ""
+    try:
+        upto = int(float(upto or 0))
+    except (TypeError, ValueError):
+        upto = 0
     frames = dviz.Frames(torch.tensor(record["frames"]), torch.tensor(record["round_of"]),
                          torch.tensor([math.nan if c is None else c for c in record["confidence"]],
                                       dtype=torch.float64),
                          record["prompt_len"], record["mask_id"])
-    return dviz.rounds_html(frames, record["names"], upto=int(upto or 0),
-                            total_correlation=record["tc"])
+    return dviz.rounds_html(frames, record["names"], upto=upto, total_correlation=record["tc"])
 
 
-def _endpoint(*args):
+def visible_knobs(strategy: str) -> list:
+    """Which inputs ``strategy`` reads (from its record): steps and schedule for the
+    fixed-schedule rules, and its own options."""
     try:
-        return compute(*args)
-    except ValueError as err:  # bad input: shown to the user, an error for API callers
-        raise gr.Error(str(err)) from None
+        rec = records.info(strategy)
+    except ValueError:
+        return [gr.skip()] * (len(KNOBS) + 2)
+    own = {o.name for o in rec.options}
+    return ([gr.update(visible=rec.fixed_schedule)] * 2
+            + [gr.update(visible=k in own) for k in KNOBS])
+
+
+EXPLAIN = """
+**Reading the plot.** Each dot is the *exact* law of one decoder: its total variation to the
+language's true law (how far what it outputs is from what the language says) against its expected
+number of rounds. The dashed line is the Pareto front: no strategy is both faster and more exact.
+
+* **Why every strategy sits at the same TV at temperature 0 on the HMM language** (about 0.91 for
+  4 tokens): greedy decoding is deterministic, so its law is a point mass on one sequence and its
+  TV is `1 - p(that sequence)`; every strategy finds the same most probable tokens here, so they
+  share the point. Temperature 1 is where strategies differ.
+* **Rings** are strategies that land on the same point (the legend, beside the axes, lists them).
+* **The dotted line** is the bits-to-rounds bound of this run: the information its rounds reveal
+  divided by the most any one round revealed. A decoder that reveals at most that much per round
+  needs at least that many rounds; a point *left of the line* used fewer rounds because some of
+  its rounds revealed more, which is exactly where its error comes from (it committed correlated
+  tokens together and drew them from the product of their marginals).
+"""
 
 
 def build() -> None:
     """Lay out the tab inside the current ``gr.Blocks``/``gr.Tab`` context and wire its events."""
+    first = ENDPOINT.default_view()
     gr.Markdown(
         "A masked diffusion LM starts from an all-mask sequence and **commits tokens over "
-        "rounds**; the *strategy* picks which masked positions to commit each round. The "
-        "language is an **exact oracle** (a hidden Markov language, or a list task whose answers "
-        "are enumerated), so the law of everything the decoder can output is computed exactly: "
-        "its **total variation to the true law** is a number, not an estimate. The star is this "
-        "setting; the dots are the other strategies at the same length and temperature.")
-    models = list(MODELS) if transformer_available("hmm") else ["oracle"]
+        "rounds**; the *strategy* picks which masked positions to commit each round (some may "
+        "take a token back). The language is an **exact oracle** (a hidden Markov language, or a "
+        "list task whose answers are enumerated), so the law of everything the decoder can output "
+        "is computed exactly: its **total variation to the true law** is a number, not an "
+        "estimate. The star is this setting; the dots are the other strategies at the same "
+        "length and temperature.")
+    by_name = {s.name: s for s in SPECS}
+    comps = {}
     with gr.Row():
-        lang_in = gr.Dropdown(list(LANGUAGES), value=DEFAULT["language"],
-                              label="language / task", elem_id="dllm-language")
-        model_in = gr.Dropdown(models, value=DEFAULT["model"], label="model",
-                               info="oracle: exact conditionals; transformer: the shipped "
-                                    "tiny checkpoint (on list tasks: temperature 0 only)")
-        strat_in = gr.Dropdown(list(discrete.STRATEGIES), value=DEFAULT["strategy"],
-                               label="strategy", elem_id="dllm-strategy")
-        temp_in = gr.Radio(list(TEMPERATURES), value=DEFAULT["temperature"],
-                           label="temperature", info="0: greedy; 1: sample the committed tokens")
+        comps["language"] = by_name["language"].dropdown(elem_id="dllm-language")
+        models = list(MODELS) if transformer_available("hmm") else ["oracle"]
+        comps["model"] = by_name["model"].dropdown(choices=models)
+        comps["strategy"] = by_name["strategy"].dropdown(elem_id="dllm-strategy")
+        comps["temperature"] = by_name["temperature"].slider(elem_id="dllm-temperature")
     with gr.Row():
-        gen_in = gr.Slider(2, MAX_GEN, value=DEFAULT["gen_length"], step=1,
-                           label="generation length (HMM)",
-                           info=f"bounded to [2, {MAX_GEN}] ({MAX_GEN_SAMPLED} when sampling) for exact "
-                                "enumeration; list tasks "
-                                "have a fixed answer length (4)", elem_id="dllm-gen")
-        steps_in = gr.Slider(1, MAX_STEPS, value=DEFAULT["steps"], step=1, label="steps",
-                             info=f"rounds for fixed-schedule strategies; bounded to [1, "
-                                  f"{MAX_STEPS}] and to the length", elem_id="dllm-steps")
-        block_in = gr.Slider(0, MAX_STEPS, value=DEFAULT["block_length"], step=1,
-                             label="block length", info="0: one block; must divide the length",
-                             elem_id="dllm-block")
+        comps["gen_length"] = by_name["gen_length"].slider(elem_id="dllm-gen")
+        comps["steps"] = by_name["steps"].slider(elem_id="dllm-steps")
+        comps["block_length"] = by_name["block_length"].slider(elem_id="dllm-block")
+        comps["seed"] = by_name["seed"].number(elem_id="dllm-seed")
+        comps["schedule"] = by_name["schedule"].dropdown(elem_id="dllm-schedule")
+    own = {o.name for o in records.info(DEFAULT["strategy"]).options}
     with gr.Row():
-        thr_in = gr.Slider(0.05, 1.0, value=DEFAULT["threshold"], step=0.05,
-                           label="threshold (strategy 'threshold')")
-        fac_in = gr.Slider(0.25, 4.0, value=DEFAULT["factor"], step=0.25,
-                           label="factor (strategy 'factor')")
-        seed_in = gr.Number(DEFAULT["seed"], precision=0, minimum=0, maximum=MAX_SEED,
-                            label=f"seed (0..{MAX_SEED}): sampling and the task's prompt")
-        run_btn = gr.Button("Decode", variant="primary", elem_id="dllm-run")
-    note = gr.Markdown(elem_id="dllm-note")
+        for k in KNOBS:
+            spec = by_name[k]
+            kw = dict(visible=k in own, elem_id=f"dllm-{k.replace('_', '-')}")
+            comps[k] = spec.dropdown(**kw) if isinstance(spec, w.Choice) else spec.slider(**kw)
+    note = gr.Markdown(first[4], label="note", elem_id="dllm-note")
     with gr.Row():
-        with gr.Column(scale=1):
-            round_in = gr.Slider(0, 1, value=0, step=1, label="show rounds up to",
-                                 elem_id="dllm-round")
-            table = gr.HTML(elem_id="dllm-rounds")
-        with gr.Column(scale=1):
-            pareto = gr.Plot(label="exact error against rounds", show_label=False,
+        with gr.Column(scale=1, min_width=320):
+            round_in = gr.Slider(0, MAX_ROUNDS_SHOWN, value=first[1], step=1,
+                                 label="show rounds up to", elem_id="dllm-round")
+            table = gr.HTML(first[0], label="rounds table", elem_id="dllm-rounds")
+        with gr.Column(scale=1, min_width=420):
+            pareto = gr.Plot(first[2], label="exact error against rounds", show_label=False,
                              format="png", elem_id="dllm-pareto")
-    values = gr.JSON(label="exact values", max_height=360, elem_id="dllm-values")
-    record = gr.State({})
-    inputs = [lang_in, model_in, strat_in, gen_in, steps_in, block_in, thr_in, fac_in, temp_in,
-              seed_in]
-    gr.on(triggers=[run_btn.click], fn=_endpoint, inputs=inputs,
-          outputs=[table, round_in, pareto, values, note, record], api_name=API_NAME,
-          trigger_mode="always_last")
+    values = gr.JSON(first[3], label="exact values", max_height=360, elem_id="dllm-values")
+    with gr.Accordion("How to read this", open=False):
+        gr.Markdown(EXPLAIN)
+    record = gr.State(first[5])
+    ENDPOINT.wire(comps, [table, round_in, pareto, values, note, record])
+    comps["strategy"].change(visible_knobs, inputs=comps["strategy"],
+                             outputs=[comps["steps"], comps["schedule"]] + [comps[k] for k in KNOBS],
+                             api_visibility="private")
     round_in.change(show_round, inputs=[record, round_in], outputs=[table],
                     api_name=ROUND_API_NAME, trigger_mode="always_last")

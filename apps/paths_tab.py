@@ -4,10 +4,12 @@
 Everything shown is closed form: ``x_t = alpha(t) x0 + sigma(t) eps`` maps a mixture with
 components ``N(m_k, C_k)`` to the mixture with components ``N(alpha m_k, alpha^2 C_k + sigma^2 I)``
 (``diffkit.analytic.GaussianMixture.marginal``), whose density is evaluated on a fixed grid.
-No sampling, no network: one interaction costs well under a second on a CPU.
+No sampling, no network: one interaction costs well under a second on a CPU, and a repeated one
+is a cache look-up (``apps.widgets.Endpoint``).
 
-Bounds: ``t`` in [0, 1] (the slider; the endpoint rejects values outside and clamps in the
-pure function), path and mixture from fixed lists, grid fixed at ``GRID`` x ``GRID``.
+Bounds: ``t`` in [0, 1] (typed values outside are clamped in the page and refused by the API),
+path and mixture from fixed lists, grid fixed at ``GRID`` x ``GRID``. Printed values are rounded
+to ``DIGITS`` significant digits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import gradio as gr
 import torch
 
+from apps import widgets as w
 from diffkit import analytic, paths, viz
 
 TITLE = "Paths"
@@ -27,6 +30,7 @@ PLOT_FORMAT = "webp"  # a quarter of PNG's bytes for these figures, at the same 
 GRID = 128  # density grid resolution, fixed (not an input)
 T_MIN, T_MAX = 0.0, 1.0
 DEFAULT = {"path": "vp-cosine", "mixture": "two blobs", "t": 0.3, "compare": False}
+DIGITS = 6  # significant digits of every printed value
 
 
 def _mixture(weights, means, covs) -> analytic.GaussianMixture:
@@ -60,23 +64,11 @@ def mixture(name: str) -> analytic.GaussianMixture:
     return PRESETS[name]()
 
 
-def clamp_t(t) -> tuple[float, str]:
-    """``t`` clamped to [0, 1], and a note saying so when it had to be clamped."""
-    try:
-        tv = float(t)
-    except (TypeError, ValueError):
-        raise ValueError(f"t must be a number in [0, 1]; got {t!r}") from None
-    if math.isnan(tv):
-        raise ValueError("t must be a number in [0, 1]; got nan")
-    clamped = min(max(tv, T_MIN), T_MAX)
-    note = "" if clamped == tv else f"t = {tv:g} is outside [0, 1]: clamped to {clamped:g}. "
-    return clamped, note
-
-
 def _number(x: float):
-    """JSON-safe float: infinities become the strings '+inf' / '-inf'."""
+    """JSON-safe float rounded to ``DIGITS`` significant digits: infinities become the strings
+    '+inf' / '-inf'."""
     if math.isfinite(x):
-        return x
+        return float(f"{x:.{DIGITS}g}")
     return "+inf" if x > 0 else ("-inf" if x < 0 else "nan")
 
 
@@ -87,10 +79,9 @@ def exact_values(path_name: str, mixture_name: str, t):
     exact density of ``p_t`` on the fixed grid, its mass (the Riemann sum: 1 up to truncation)
     and mean (exactly ``alpha(t) * E[x0]``); ``grid`` is ``(xs, ys, p_t, p_0)`` for the plot.
     """
-    if path_name not in paths.NAMES:
-        raise ValueError(f"path must be one of {', '.join(paths.NAMES)}; got {path_name!r}")
-    data = mixture(mixture_name)
-    tv, note = clamp_t(t)
+    path_name, _ = SPECS[0].check(path_name)
+    data = mixture(SPECS[1].check(mixture_name)[0])
+    tv, _ = SPECS[2].check(t, clamp=False)
     path = paths.get(path_name)
     marginal = data.marginal(tv, path)
     extent = viz.density_extent(data, marginal)
@@ -107,60 +98,61 @@ def exact_values(path_name: str, mixture_name: str, t):
         "path_name": path.name,  # not "path": gradio_client takes {"path": ...} for a file
         "mixture": mixture_name,
         "t": tv,
-        "alpha": alpha,
-        "sigma": sigma,
+        "alpha": _number(alpha),
+        "sigma": _number(sigma),
         "logsnr": _number(float(path.logsnr(tv))),
         "grid": GRID,
-        "extent": [float(v) for v in extent],
-        "mass": mass,
-        "mean": mean,
-        "exact_mean": [float(v) for v in alpha * data_mean],
-        "note": note,
+        "extent": [_number(float(v)) for v in extent],
+        "mass": round(mass, 6),  # Riemann sums on the grid: 6 decimals
+        "mean": [round(v, 6) for v in mean],
+        "exact_mean": [_number(float(v)) for v in alpha * data_mean],
     }
     return values, (xs, ys, dens, d0)
 
 
 def compute(path_name: str, mixture_name: str, t, compare: bool = False):
-    """The tab's one endpoint: ``(schedule figure, density figure, exact values, note)``."""
+    """The tab's computation: ``(schedule figure, density figure, exact values, note)`` for a
+    valid ``t`` in [0, 1] (anything else raises ``ValueError``)."""
     started_at, start = time.time(), time.perf_counter()
     values, (xs, ys, dens, d0) = exact_values(path_name, mixture_name, t)
     path, tv = paths.get(values["path_name"]), values["t"]
     sched = viz.plot_schedule(path, tv, faint=paths.NAMES if compare else None)
     dens_fig = viz.plot_density(xs, ys, dens, reference=d0,
-                                title=f"exact $p_t$ on {path.name}, t = {tv:.3f}")
-    note = values.pop("note") + (
-        f"x_t = {values['alpha']:.4g} x0 + {values['sigma']:.4g} eps; exact p_t on a fixed "
-        f"{GRID}x{GRID} grid (mass in view {values['mass']:.4f}).")
+                                title=f"exact $p_t$ on {path.name}, t = {tv:.3g}")
+    lam = values["logsnr"]
+    lam = f"{lam:.4g}" if isinstance(lam, float) else lam
+    note = (f"x_t = {values['alpha']:.4g} x0 + {values['sigma']:.4g} eps, logSNR = {lam}; "
+            f"exact p_t on a fixed {GRID}x{GRID} grid (mass in view {values['mass']:.4f}).")
     values["seconds"] = round(time.perf_counter() - start, 3)
     values["started_at"], values["finished_at"] = started_at, time.time()  # for queue checks
     return sched, dens_fig, values, note
 
 
-def _endpoint(path_name, mixture_name, t, compare):
-    try:
-        return compute(path_name, mixture_name, t, compare)
-    except ValueError as err:  # bad input: shown to the user, returned to API callers as an error
-        raise gr.Error(str(err)) from None
+#: the tab's inputs, in the order of ``compute``'s parameters (their names are the API's)
+SPECS = (
+    w.Choice("path", paths.NAMES, DEFAULT["path"], label="path"),
+    w.Choice("mixture", tuple(PRESETS), DEFAULT["mixture"], label="data (2D mixture)"),
+    w.Numeric("t", T_MIN, T_MAX, DEFAULT["t"], step=0.01, label="t",
+              info=f"0 = data, 1 = prior; density grid fixed at {GRID} x {GRID}"),
+    w.Flag("compare", DEFAULT["compare"], label="compare with the other paths"),
+)
+ENDPOINT = w.Endpoint(compute, SPECS, api_name=API_NAME, plot_format=PLOT_FORMAT)
 
 
 def build() -> None:
     """Lay out the tab inside the current ``gr.Blocks``/``gr.Tab`` context and wire its events."""
-    first = compute(DEFAULT["path"], DEFAULT["mixture"], DEFAULT["t"], DEFAULT["compare"])
+    first = ENDPOINT.default_view()
     gr.Markdown(
         "A Gaussian path noises data as **x_t = alpha(t) x0 + sigma(t) eps** (t = 0 data, "
         "t = 1 prior). Pick a path and a 2D Gaussian mixture, move **t**: the curves show the "
         "schedule, the image the *exact* density p_t of x_t (a Gaussian mixture again; no "
-        "sampling). Dashed cyan: the data density p_0.")
+        "sampling). Dashed cyan: the data density p_0. On VE and EDM sigma grows to 80, so "
+        "the sigma panel then has a log axis.")
     with gr.Row():
-        path_in = gr.Dropdown(list(paths.NAMES), value=DEFAULT["path"], label="path",
-                              elem_id="paths-path")
-        mix_in = gr.Dropdown(list(PRESETS), value=DEFAULT["mixture"], label="data (2D mixture)",
-                             elem_id="paths-mixture")
-        compare_in = gr.Checkbox(value=DEFAULT["compare"], label="compare with the other paths")
-    t_in = gr.Slider(T_MIN, T_MAX, value=DEFAULT["t"], step=0.01, label="t",
-                     info="bounded to [0, 1]: values outside are rejected; "
-                          f"density grid fixed at {GRID} x {GRID}",
-                     elem_id="paths-t")
+        inputs = {"path": SPECS[0].dropdown(elem_id="paths-path"),
+                  "mixture": SPECS[1].dropdown(elem_id="paths-mixture"),
+                  "compare": SPECS[3].checkbox(elem_id="paths-compare")}
+    inputs["t"] = SPECS[2].slider(elem_id="paths-t")
     sched_out = gr.Plot(first[0], label="schedule", show_label=False, format=PLOT_FORMAT,
                         elem_id="paths-schedule")
     with gr.Row():
@@ -168,14 +160,7 @@ def build() -> None:
             dens_out = gr.Plot(first[1], label="exact marginal density p_t", show_label=False,
                                format=PLOT_FORMAT, elem_id="paths-density")
         with gr.Column(scale=1):
-            note = gr.Markdown(first[3], elem_id="paths-note")
+            note = gr.Markdown(first[3], label="note", elem_id="paths-note")
             values_out = gr.JSON(first[2], label="exact values at t", max_height=440,
                                  elem_id="paths-values")
-    gr.on(
-        triggers=[path_in.change, mix_in.change, compare_in.change, t_in.change],
-        fn=_endpoint,
-        inputs=[path_in, mix_in, t_in, compare_in],
-        outputs=[sched_out, dens_out, values_out, note],
-        api_name=API_NAME,
-        trigger_mode="always_last",
-    )
+    ENDPOINT.wire(inputs, [sched_out, dens_out, values_out, note])

@@ -82,8 +82,17 @@ SETTINGS = [
     ("prophet, gap 2", "prophet", dict(steps=6, gap=2.0, temperature=1.0)),
     ("confidence, greedy (T=0)", "confidence", dict(steps=6)),
     ("draft-verify (T=0)", "draft-verify", dict()),
+    ("margin, Dream schedule, 3 rounds", "margin", dict(steps=3, schedule="dream", temperature=1.0)),
+    ("margin, Dream schedule, alg_temp 0.5", "margin",
+     dict(steps=3, schedule="dream", alg_temp=0.5, temperature=1.0)),
+    ("eb, gamma 0.1", "eb", dict(gamma=0.1, temperature=1.0)),
+    ("eb, gamma 1", "eb", dict(gamma=1.0, temperature=1.0)),
+    ("credit, threshold 0.7", "credit", dict(threshold=0.7, temperature=1.0)),
+    ("hierarchy, 0.9 / 0.4", "hierarchy", dict(temperature=1.0)),
+    ("remdm, eta 0.05, 6 steps", "remdm", dict(steps=6, eta=0.05, temperature=1.0)),
+    ("wino, 0.5 / 0.9", "wino", dict(wide=0.5, narrow=0.9, temperature=1.0)),
 ]
-FAST = {"random, 1/round", "random, all at once", "margin, 2/round", "threshold 0.7", "factor 1",
+FAST = {"margin, Dream schedule, 3 rounds", "eb, gamma 0.1", "random, 1/round", "random, all at once", "margin, 2/round", "threshold 0.7", "factor 1",
         "prophet, gap 1", "confidence, greedy (T=0)", "draft-verify (T=0)", "random, 2/round"}
 
 TASK_SETTINGS = [

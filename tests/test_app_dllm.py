@@ -33,10 +33,11 @@ def client(hub_url):
     return Client(hub_url, verbose=False)
 
 
-def _call(client, language="hmm", model="oracle", strategy="confidence", gen_length=3, steps=3,
-          block_length=0, threshold=0.7, factor=1.0, temperature=0.0, seed=0):
-    out = client.predict(language, model, strategy, gen_length, steps, block_length, threshold,
-                         factor, temperature, seed, api_name=API)
+def _call(client, **kw):
+    """The endpoint called by keyword (named parameters), with 3 tokens in 3 rounds by default."""
+    args = dict(gen_length=3, steps=3, temperature=0.0)
+    args.update(kw)
+    out = client.predict(api_name=API, **args)
     table, _slider, plot, values, note = out[:5]
     assert plot["type"] == "matplotlib"
     head, data = plot["plot"].split(",", 1)
@@ -113,33 +114,65 @@ def test_threshold_and_a_task(client):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"gen_length": 9}, "maximum value"),
-    ({"steps": 9}, "maximum value"),
-    ({"steps": 3, "gen_length": 4, "block_length": 2}, "multiple of the number of blocks"),
-    ({"block_length": 3, "gen_length": 4}, "must divide"),
-    ({"strategy": "draft-verify", "temperature": 1.0}, "temperature 0"),
-    ({"strategy": "beam"}, "not in the list of choices"),
-    ({"language": "latin"}, "not in the list of choices"),
-    ({"temperature": 0.5}, "not in the list of choices"),
-    ({"seed": 10**6}, "maximum"),
+    ({"gen_length": 9}, "gen_length must be"),
+    ({"steps": 9}, "steps must be"),
+    ({"strategy": "beam"}, "strategy must be one of"),
+    ({"language": "latin"}, "language must be one of"),
+    ({"temperature": 3.0}, "temperature must be"),
+    ({"seed": 10**6}, "seed must be"),
+    ({"seed": 3.7}, "not whole"),
+    ({"eta": -1.0}, "eta must be"),
 ])
-def test_bounds_are_enforced(client, kwargs, message):
+def test_bounds_are_refused_by_name(client, kwargs, message):
     with pytest.raises(AppError, match=message):
         _call(client, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"steps": 3, "gen_length": 4, "block_length": 2}, "multiple of the 2 blocks"),
+    ({"block_length": 3, "gen_length": 4}, "does not divide"),
+    ({"strategy": "draft-verify", "temperature": 1.0}, "temperature 0 only"),
+    ({"gen_length": 5, "temperature": 0.5}, f"-> {dllm_tab.MAX_GEN_SAMPLED}"),
+])
+def test_combinations_that_do_not_fit_are_adjusted_and_said(client, kwargs, message):
+    values, note, _ = _call(client, **kwargs)
+    assert message in note
+
+
+def test_api_is_named_and_takes_numbers(client):
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"][API]
+    names = [p["parameter_name"] for p in api["parameters"]]
+    assert names == list(dllm_tab.NAMES)
+    temp = api["parameters"][names.index("temperature")]
+    assert temp["type"]["type"] == "number"
+    # by keyword, a temperature as a number and a strategy's own knob
+    values, _, _ = _call(client, strategy="eb", gamma=0.5, temperature=0.5)
+    assert values["knobs"] == {"gamma": 0.5} and values["temperature"] == 0.5
+
+
+@pytest.mark.parametrize("strategy", [s for s in discrete.strategies()])
+def test_every_registered_strategy_decodes_with_its_own_knobs(client, strategy):
+    values, _, _ = _call(client, strategy=strategy)
+    rec = discrete.strategy_records.info(strategy)
+    assert set(values["knobs"]) == {o.name for o in rec.options} | ({"steps"} if rec.fixed_schedule else set())
+    grid = [(s, k) for s, k in exact.strategy_grid(3, None, 0.0)
+            if not discrete.strategy_records.info(s).remasks or s == strategy]
+    assert values["reference_points"] == len(grid)
+    assert len(values["tokens"]) == 3 and all(t < 3 for t in values["tokens"])
 
 
 def test_transformer_on_a_task_is_bounded_to_greedy(client):
     if not dllm_tab.transformer_available("sort"):
         pytest.skip("no shipped tasks checkpoint")
-    with pytest.raises(AppError, match="temperature 0 only"):
-        _call(client, language="sort", model="transformer", temperature=1.0)
+    values, note, _ = _call(client, language="sort", model="transformer", temperature=1.0)
+    assert "ran temperature 0" in note and values["temperature"] == 0.0
     values, _, _ = _call(client, language="sort", model="transformer", strategy="random", steps=2)
     assert values["rounds"] == 2 and [len(c) for c in values["committed"]] == [2, 2]
 
 
 def test_sampling_length_is_clamped_and_said():
-    values = dllm_tab.settings("hmm", 5, 5, 0, 1.0, 0)
-    assert values[2] == dllm_tab.MAX_GEN_SAMPLED and "clamped" in values[-1]
+    fitted = dllm_tab.fit("hmm", "oracle", "confidence", 5, 5, 0, 1.0, 0, dllm_tab.KNOB_DEFAULTS)
+    assert fitted[2] == dllm_tab.MAX_GEN_SAMPLED and "->" in fitted[-1]
 
 
 def test_tab_is_mounted_in_the_hub():

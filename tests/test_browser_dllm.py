@@ -1,9 +1,10 @@
 """Browser test: the "dLLM decoding" tab in headless Debian chromium, driven by Playwright.
 
-Opens the tab, decodes with the default setting (the HMM oracle language, confidence, 4 tokens
-in 2 rounds, temperature 1), checks that the rounds table shows every round and that the Pareto
-plot renders, moves the round slider back to round 1 and checks the table shrinks, and saves a
-screenshot to test-artifacts/hub_dllm.png.
+Opens the tab at 1400 and 800 px: the default run (the HMM oracle language, confidence, 4 tokens
+in 2 rounds, temperature 0) is shown on load without a click; the rounds table shows every round
+inside its own column (it scrolls rather than sliding under the plot) and the Pareto plot
+renders; moving the round slider back to round 1 shrinks the table; choosing a strategy shows
+its own knobs. Screenshots: test-artifacts/hub_dllm.png and hub_dllm_800.png.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ def _rows(page) -> int:
         "() => document.querySelectorAll('#dllm-rounds table.dk-rounds tr').length - 1")
 
 
-def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts):
-    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+@pytest.mark.parametrize("width", [1400, 800])
+def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts, width):
+    page = browser.new_page(viewport={"width": width, "height": 1500})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
         page.get_by_role("tab", name=dllm_tab.TITLE).click(timeout=TIMEOUT_MS)
-        page.locator("#dllm-run").click(timeout=TIMEOUT_MS)
         pareto = page.locator("#dllm-pareto img")
         pareto.wait_for(state="visible", timeout=TIMEOUT_MS)
         assert (pareto.get_attribute("src") or "").startswith("data:image/png;base64,")
@@ -45,6 +46,17 @@ def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts):
         confs = page.evaluate("() => [...document.querySelectorAll('#dllm-rounds td small')]"
                               ".map(e => parseFloat(e.textContent))")
         assert len(confs) == 4 and all(0.0 <= c <= 1.0 for c in confs)
+        # the table stays inside its column
+        inside = page.evaluate(
+            "() => { const t = document.querySelector('#dllm-rounds');"
+            " const w = t.querySelector('div'); return w.getBoundingClientRect().right"
+            " <= t.getBoundingClientRect().right + 1; }")
+        assert inside
+        # a strategy shows its own knobs (from its record) and hides the others
+        assert page.locator("#dllm-gamma").count() == 0 or not page.locator("#dllm-gamma").is_visible()
+        page.locator("#dllm-strategy input").click()
+        page.get_by_role("option", name="eb", exact=True).click()
+        page.locator("#dllm-gamma").wait_for(state="visible", timeout=TIMEOUT_MS)
 
         # the round slider: back to round 1 (typed into its number box)
         box = page.locator("#dllm-round input[type=number]")
@@ -54,7 +66,8 @@ def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts):
                                "'#dllm-rounds table.dk-rounds tr').length === 3",
                                timeout=TIMEOUT_MS)
         page.wait_for_timeout(500)
-        page.screenshot(path=str(artifacts / "hub_dllm.png"), full_page=True)
+        name = "hub_dllm.png" if width == 1400 else f"hub_dllm_{width}.png"
+        page.screenshot(path=str(artifacts / name), full_page=True)
         assert not errors, errors
     finally:
         page.close()

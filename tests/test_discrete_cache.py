@@ -118,12 +118,19 @@ class FrozenContextReference:
     def __init__(self, net, mode):
         self.net, self.mode = net, mode
         self.stored, self.block, self.fresh_pass, self.tokens = None, None, True, None
+        self.tokens_at_store = None
 
     def begin_block(self, x, s, e):
+        if self.block is None:
+            self.anchor = s  # the prompt: positions before the decode's first block
         self.block, self.fresh_pass = (s, e), True
 
     def __call__(self, x):
         net = self.net
+        if self.mode == "dual-prompt" and self.tokens_at_store is not None and not self.fresh_pass:
+            s, e = self.block
+            committed = ((self.tokens_at_store == MASK) & (x != MASK)).sum(1).max()
+            self.fresh_pass = bool(committed >= (e - s) // 2)
         if self.mode == "delayed":
             frozen = torch.zeros_like(x, dtype=torch.bool) if self.tokens is None else \
                 (self.tokens == x) & (x != MASK)
@@ -132,6 +139,8 @@ class FrozenContextReference:
             stop = x.shape[1] if self.mode == "prefix" else e
             frozen = torch.ones_like(x, dtype=torch.bool)
             frozen[:, s:stop] = False
+            if self.mode == "dual-prompt":
+                frozen[:, :self.anchor] = False
             if self.fresh_pass:
                 frozen[:] = False
         h = net.embed(x)
@@ -142,12 +151,12 @@ class FrozenContextReference:
             hs.append(h)
             h = block(h)
         if self.mode == "delayed" or self.fresh_pass:
-            self.stored = hs
+            self.stored, self.tokens_at_store = hs, x.clone()
         self.tokens, self.fresh_pass = x.clone(), False
         return net.logits(h)
 
 
-@pytest.mark.parametrize("mode", ["prefix", "dual", "delayed"])
+@pytest.mark.parametrize("mode", ["prefix", "dual", "delayed", "dual-prompt"])
 def test_cached_round_equals_frozen_context_forward(mode):
     net = make_net(3)
     model = KVCacheModel(net, mode)
@@ -180,6 +189,10 @@ def test_dual_computes_only_the_block_and_prefix_the_rest():
     assert counts["dual"]["query_positions"] == 2 * NBLOCKS * (L + (BLOCK // PER_ROUND - 1) * BLOCK)
     assert counts["dual"]["full"] == counts["prefix"]["full"] == NBLOCKS
     assert counts["delayed"]["full"] == 1
+    # dual-prompt: rounds of 2 commits in blocks of 6, a full forward once 3 were committed: full,
+    # prompt + block, full
+    assert counts["dual-prompt"]["query_positions"] == 2 * NBLOCKS * (2 * L + (P + BLOCK))
+    assert counts["dual-prompt"]["full"] == 2 * NBLOCKS
     assert counts["delayed"]["query_positions"] < counts["none"]["query_positions"]
 
 
@@ -199,6 +212,8 @@ def test_decode_runs_with_every_cache_and_one_layer_matches_exactly(mode):
     assert torch.equal(cached.tokens, plain.tokens)
     if mode in ("prefix", "dual"):
         assert model.stats["full"] == NBLOCKS
+    if mode == "dual-prompt":  # block start, and once half a block was committed
+        assert model.stats["full"] == 2 * NBLOCKS
     # a second decode with the same wrapper starts afresh (the cache is reset at its first block)
     again = decode(model, prompt, **kw)
     assert torch.equal(again.tokens, plain.tokens)
@@ -213,3 +228,22 @@ def test_bad_arguments():
     model = KVCacheModel(net, "dual")
     with pytest.raises(ValueError, match="start"):
         model.begin_block(start_tokens(), 10, 5)
+
+
+def test_dual_prompt_is_exact_for_a_single_block():
+    """One block after the prompt: dual-prompt recomputes the prompt and the block every round,
+    so nothing is cached and every logit equals the exact forward (to rounding), whatever its
+    refreshes."""
+    from diffkit.discrete import decode
+
+    net = make_net(3)
+    prompt = start_tokens(batch=3)[:, :P]
+    model = KVCacheModel(net, "dual-prompt")
+    x = torch.cat([prompt, torch.full((3, BLOCK), MASK)], 1)
+    model.begin_block(x, P, P + BLOCK)
+    model(x)
+    x[:, P] = 1
+    torch.testing.assert_close(real(model(x)), real(net(x)), rtol=0, atol=1e-10)
+    kw = dict(gen_length=BLOCK, mask_id=MASK, steps=BLOCK, strategy="confidence")
+    assert torch.equal(decode(KVCacheModel(net, "dual-prompt"), prompt, **kw).tokens,
+                       decode(net, prompt, **kw).tokens)

@@ -4,9 +4,12 @@ against oracle languages.
 - :mod:`.hmm`: :class:`HMMLanguage` / :class:`MarkovChain`, exact oracle languages.
 - :mod:`.tasks`: ParallelBench-style list tasks with exact answer sets and oracle models.
 - :mod:`.masking`: forward masking, the MDLM ELBO (training loss, exact value), ancestral sampling.
-- :mod:`.decode`: :func:`decode` and its strategies (LLaDA, Dream, Fast-dLLM, Prophet, draft-verify).
-- :mod:`.exact`: the exact law of a decoder's output, TV/KL to the true law, total correlation,
-  the bits-to-rounds bound, Monte-Carlo estimates.
+- :mod:`.strategies`: one record per decoding rule (LLaDA, Dream, Fast-dLLM, Prophet,
+  draft-verify, EB-sampler, dInfer's credit and hierarchy, ReMDM, WINO).
+- :mod:`.planner`: block bounds and round sizes (LLaDA's even split, Dream's timesteps).
+- :mod:`.decode`: :func:`decode`, the one decoding loop.
+- :mod:`.laws`, :mod:`.walk`, :mod:`.evaluate` (gathered in :mod:`.exact`): laws and information
+  quantities, the exact law of a decoder's output, Monte-Carlo estimates and Pareto fronts.
 - :mod:`.cache`: :class:`KVCacheModel`, prefix / dual (Fast-dLLM) and delayed (dKV-Cache) caches.
 - :mod:`.checkpoints`: :func:`load_pretrained`, the shipped tiny masked transformers.
 - :mod:`.hf`: :class:`HFModel`, a Hugging Face model (LLaDA, Dream) as a decode model.
@@ -15,6 +18,7 @@ Vocabulary convention: tokens ``0 .. V-1`` are real, the mask is ``mask_id`` (``
 models return logits over ``max(V, mask_id + 1)`` ids and never predict the mask.
 """
 
+from . import strategies as strategy_records
 from .cache import MODES as CACHE_MODES
 from .cache import KVCacheModel
 from .checkpoints import PRETRAINED, load_pretrained
@@ -49,6 +53,7 @@ from .masking import (
     mdlm_loss,
     nelbo_weight,
 )
+from .planner import Plan
 from .tasks import TASKS, Task, get_task, latin_squares
 
 __all__ = [
@@ -60,6 +65,7 @@ __all__ = [
     "exact_nelbo", "ancestral_sample", "SampleOutput",
     # decoding
     "STRATEGIES", "DecodeOutput", "Round", "decode", "num_transfer_tokens", "strategies",
+    "strategy_records", "Plan",
     # exact evaluation
     "ExactLaw", "MemoModel", "output_law", "true_law", "total_variation", "kl_divergence", "entropy",
     "total_correlation", "bits_to_rounds", "product_law", "monte_carlo", "MonteCarlo",

@@ -21,6 +21,17 @@ on K/V changing little between adjacent rounds. :class:`KVCacheModel` wraps a
     from the next call on they are reused. Masked positions are always recomputed. A stored entry is
     dropped as soon as the token at its position changes. ``refresh_every=k`` recomputes everything
     every ``k`` calls (dKV-Cache's refresh).
+``"dual-prompt"`` (this package's refresh policy)
+    As dual, plus two refreshes. (a) The prompt (the positions before the first block of a decode)
+    is recomputed at every round, with the block: the prompt's upper-layer states then see every token committed
+    so far, which is where a network routes "what has been written already" (the stale-context
+    failure of prefix and dual on ``shuffle`` and ``latin``; Window-Diffusion and dKV-Cache describe
+    the same transient after tokens are decoded). (b) Once ``refresh_after`` tokens (default: half
+    the block) have been committed since the last full forward, the next call is a full forward,
+    so the cached earlier blocks and masked suffix never lag more than half a block of commits.
+    ``window=w`` also recomputes the ``w`` positions before the block (Window-Diffusion's local
+    window). Cost per round: ``prompt + window + block`` query positions instead of ``block``, plus
+    about two full forwards per block.
 
 Effect on the output, precisely (tested in ``tests/test_discrete_cache.py``):
 
@@ -29,14 +40,16 @@ Effect on the output, precisely (tested in ``tests/test_discrete_cache.py``):
    call of a decode (and every ``refresh_every``-th call) for delayed.
 3. Between refreshes, a cached round equals a forward pass in which, at every layer, the hidden
    states of the cached positions are frozen at their values from the pass that stored them
-   (the block-start pass for prefix/dual; for delayed, the pass one round after the token was
-   decoded). Only positions computed fresh get correct logits; the others are returned stale
+   (the block-start pass for prefix/dual/dual-prompt; for delayed, the pass one round after the
+   token was decoded); dual-prompt recomputes the prompt's states too. Only positions computed fresh get correct logits; the others are returned stale
    (from the pass that last computed them). Decoding reads logits only at masked positions of the
    current block, which prefix and dual compute fresh; delayed computes every masked position fresh.
-4. Layer 1 K/V depend only on a token and its position. So for a one-layer net every mode is
+4. dual-prompt is exact at every round when the decode is a single block (nothing is cached but
+   the positions after the block, which do not exist): the six list tasks decoded in one block.
+5. Layer 1 K/V depend only on a token and its position. So for a one-layer net every mode is
    exact at every round, as long as the cached tokens do not change (prefix: positions before the
    block; dual: those and the masked suffix; which is what block decoding guarantees).
-5. For deeper nets the logits differ from the exact forward; ``benchmarks/dllm_transformer.py``
+6. For deeper nets the logits differ from the exact forward; ``benchmarks/dllm_transformer.py``
    measures by how much and what it costs. On the shipped ``hmm-default`` net every cache decodes
    the same tokens as no cache (lengths 64 and 256, blocks of 32). On the shipped ``tasks`` net the
    caches keep copy/reverse/sort/replace-index within 1.5 points but break ``shuffle`` (100% -> 0%)
@@ -58,7 +71,7 @@ from torch import Tensor
 
 __all__ = ["MODES", "KVCacheModel"]
 
-MODES = ("none", "prefix", "dual", "delayed")
+MODES = ("none", "prefix", "dual", "delayed", "dual-prompt")
 
 
 class KVCacheModel:
@@ -69,7 +82,11 @@ class KVCacheModel:
     net: the transformer (anything with ``forward(tokens, positions=None, kv_hook=None)``).
     mode: one of :data:`MODES` (see the module docstring for each mode's effect on output).
     mask_id: the mask token id (needed by ``"delayed"``); defaults to ``net.mask_id``.
-    refresh_every: for ``"delayed"``, recompute all positions every this many calls (``None``: never).
+    refresh_every: recompute all positions every this many calls (``None``: only at block starts for
+        prefix / dual / dual-prompt, never for delayed).
+    window: for ``"dual-prompt"``, also recompute the ``window`` positions before the block.
+    refresh_after: for ``"dual-prompt"``, a full forward once this many tokens were committed
+        since the last one (``None``: half the block length).
 
     ``begin_block(tokens, start, end)`` is called by :func:`diffkit.discrete.decode` before the
     first round of each block. Without it prefix and dual fall back to full forwards (exact).
@@ -79,22 +96,30 @@ class KVCacheModel:
     outside :func:`~diffkit.discrete.decode`.
     """
 
-    def __init__(self, net, mode: str = "none", mask_id: Optional[int] = None, refresh_every: Optional[int] = None):
+    def __init__(self, net, mode: str = "none", mask_id: Optional[int] = None,
+                 refresh_every: Optional[int] = None, window: int = 0,
+                 refresh_after: Optional[int] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mask_id is None:
             mask_id = getattr(net, "mask_id", None)
-        if mode == "delayed" and mask_id is None:
-            raise ValueError("mode='delayed' needs mask_id (or net.mask_id)")
+        if mode in ("delayed", "dual-prompt") and mask_id is None:
+            raise ValueError(f"mode={mode!r} needs mask_id (or net.mask_id)")
         if refresh_every is not None and refresh_every < 1:
             raise ValueError(f"refresh_every must be a positive integer or None, got {refresh_every}")
+        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+            raise ValueError(f"window must be an integer >= 0, got {window!r}")
         self.net, self.mode, self.mask_id, self.refresh_every = net, mode, mask_id, refresh_every
+        if refresh_after is not None and (isinstance(refresh_after, bool) or refresh_after < 1):
+            raise ValueError(f"refresh_after must be a positive integer or None, got {refresh_after!r}")
+        self.window, self.refresh_after = window, refresh_after
         self.reset()
 
     # -- state -----------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget every cached tensor (the next call is a full, exact forward)."""
         self._block: Optional[tuple[int, int]] = None  # (start, end) of the current block
+        self._anchor = 0  # dual-prompt: positions [0, anchor) are recomputed every round
         self._pending = False  # a full forward is due at the next call
         self._k: list[Tensor] = []
         self._v: list[Tensor] = []
@@ -108,9 +133,10 @@ class KVCacheModel:
         start, end = int(start), int(end)
         if not 0 <= start < end <= tokens.shape[1]:
             raise ValueError(f"need 0 <= start < end <= L={tokens.shape[1]}, got start={start}, end={end}")
-        if self._block is not None and start <= self._block[0]:
+        if self._block is None or start <= self._block[0]:
             # a new decode started (blocks only move right within one decode)
             self._k, self._v, self._logits, self._tokens = [], [], None, None
+            self._anchor = start
         self._block = (start, end)
         self._pending = True
 
@@ -142,9 +168,15 @@ class KVCacheModel:
         if self.mode == "none":
             self.stats["query_positions"] += tokens.shape[0] * tokens.shape[1]
             return self.net(tokens)
-        if self.mode in ("prefix", "dual"):
-            if self._pending or self._block is None or self._stale(tokens):
+        if self.mode in ("prefix", "dual", "dual-prompt"):
+            due = self.refresh_every is not None and self._since_refresh + 1 >= self.refresh_every
+            if self.mode == "dual-prompt" and not due and not self._stale(tokens) and self._block:
+                m = self.refresh_after or max(1, (self._block[1] - self._block[0]) // 2)
+                committed = ((self._tokens == self.mask_id) & (tokens != self.mask_id)).sum(1)
+                due = bool(committed.max() >= m)
+            if self._pending or self._block is None or self._stale(tokens) or due:
                 return self._full(tokens)
+            self._since_refresh += 1
             return self._block_round(tokens)
         # delayed
         due = self.refresh_every is not None and self._since_refresh + 1 >= self.refresh_every
@@ -153,8 +185,11 @@ class KVCacheModel:
         return self._delayed_round(tokens)
 
     def _block_round(self, tokens: Tensor) -> Tensor:
-        """One round of prefix / dual caching (Fast-dLLM): recompute ``[start, L)`` or ``[start, end)``."""
+        """One round of prefix / dual caching (Fast-dLLM): recompute ``[start, L)`` or ``[start, end)``
+        (dual-prompt: and ``[0, prompt)``)."""
         start, end = self._block
+        if self.mode == "dual-prompt" and min(self._anchor, start) > 0:
+            return self._anchored_round(tokens, min(self._anchor, start), start, end)
         stop = tokens.shape[1] if self.mode == "prefix" else end
         ks, vs = self._k, self._v
 
@@ -168,6 +203,25 @@ class KVCacheModel:
         self.stats["query_positions"] += tokens.shape[0] * (stop - start)
         old = self._logits
         return torch.cat([old[:, :start], fresh, old[:, stop:]], dim=1)
+
+    def _anchored_round(self, tokens: Tensor, p: int, start: int, end: int) -> Tensor:
+        """dual-prompt: recompute ``[0, p)`` and ``[w, end)`` with ``w = max(p, start - window)``;
+        the rest is read from the cache."""
+        ks, vs = self._k, self._v
+        ws = max(p, start - self.window)
+
+        def hook(layer: int, k: Tensor, v: Tensor):
+            kc, vc = ks[layer], vs[layer]
+            return (torch.cat([k[:, :, :p], kc[:, :, p:ws], k[:, :, p:], kc[:, :, end:]], dim=2),
+                    torch.cat([v[:, :, :p], vc[:, :, p:ws], v[:, :, p:], vc[:, :, end:]], dim=2))
+
+        positions = torch.cat([torch.arange(p, device=tokens.device),
+                               torch.arange(ws, end, device=tokens.device)])
+        fresh = self.net(torch.cat([tokens[:, :p], tokens[:, ws:end]], 1), positions=positions,
+                         kv_hook=hook)
+        self.stats["query_positions"] += tokens.shape[0] * (p + end - ws)
+        old = self._logits
+        return torch.cat([fresh[:, :p], old[:, p:ws], fresh[:, p:], old[:, end:]], dim=1)
 
     def _delayed_round(self, tokens: Tensor) -> Tensor:
         """One round of the delayed cache (dKV-Cache-Decode)."""

@@ -3,86 +3,122 @@ round.
 
 The generation region starts fully masked. Each *round* calls the model once on the current
 sequence, predicts a token at every masked position (greedy at ``temperature=0``, otherwise the
-Gumbel-max sample of ``softmax(logits / temperature)``), and commits some of them; committed tokens
-are never changed. Strategies differ only in which positions they commit:
+Gumbel-max sample of ``softmax(logits / temperature)``), and commits some of them. The rule that
+picks them is a registered strategy (:mod:`diffkit.discrete.strategies`, one record each;
+``strategies()`` lists them):
 
 | strategy | rule (paper) |
 | --- | --- |
 | ``random`` | a uniformly random subset of the round's size (LLaDA's ``random`` remasking; Nie et al. 2025) |
-| ``confidence`` | the most probable predictions (LLaDA's ``low_confidence`` remasking, Nie et al. 2025, Alg. 4 / ``generate.py``) |
-| ``margin`` | largest top-1 minus top-2 probability (Dream's ``topk_margin``; Ye et al. 2025; Kim et al. 2025) |
+| ``confidence`` | the most probable predictions (LLaDA's ``low_confidence``, Alg. 4; Dream's ``maskgit_plus``) |
+| ``margin`` | largest top-1 minus top-2 probability (Dream's ``topk_margin``; Ye et al. 2025) |
 | ``entropy`` | smallest entropy of the predicted distribution (Dream's ``entropy``) |
-| ``threshold`` | every position whose confidence is ``>= threshold``, at least the most confident one (Fast-dLLM, Wu et al. 2025, Sec. 3.3) |
-| ``factor`` | the ``n`` most confident, ``n`` the largest with ``(n + 1)(1 - c_(n)) < factor``, at least 1 (Fast-dLLM's factor rule as its paper states it; ``c_(n)`` the n-th largest confidence) |
-| ``prophet`` | ``confidence``, but once the top-2 log-probability gap passes a threshold at every remaining position, commit them all at once (Prophet, Li et al. 2025, "Diffusion language models know the answer before decoding") |
-| ``draft-verify`` | lossless acceleration of one-token-per-round ``confidence`` decoding (see below) |
+| ``threshold`` | every position with confidence ``>= threshold``, at least the best one (Fast-dLLM, Wu et al. 2025, Sec. 3.3) |
+| ``factor`` | the ``n`` most confident, ``n`` the largest with ``(n + 1)(1 - c_(n)) < factor`` (Fast-dLLM) |
+| ``prophet`` | ``confidence``, but all remaining positions at once when the top-2 log-probability gap passes a threshold everywhere (Prophet, Li et al. 2025) |
+| ``draft-verify`` | lossless acceleration of one-token-per-round ``confidence`` at temperature 0 (below) |
+| ``eb`` | the longest entropy-sorted prefix whose summed entropy minus its largest is ``<= gamma`` (EB-sampler, Ben-Hamu et al. 2025) |
+| ``credit`` | threshold on logits plus ``alpha log(1 + credit)``, a per-block running credit of each position's top-1 token (dInfer, Ma et al. 2025) |
+| ``hierarchy`` | the best position of every contiguous masked run above ``low_threshold``, plus all above ``threshold`` (dInfer) |
+| ``remdm`` | ReMDM-cap: masked positions unmask at random, committed ones are remasked with probability ``sigma_t`` (Wang et al. 2025) |
+| ``wino`` | wide-in (commit above ``wide``), narrow-out (take back drafts whose leave-one-out probability falls below ``narrow``) (WINO, Hong et al. 2025) |
 
-Schedule (semi-autoregressive blocks, LLaDA): the generation region is split into
-``gen_length // block_length`` blocks decoded left to right; only positions of the current block
-may be committed. For the fixed-size strategies (``random``, ``confidence``, ``margin``,
-``entropy``, ``prophet``) each block gets ``steps // num_blocks`` rounds and its masked positions
-are split evenly over them, the remainder going to the earliest rounds (LLaDA's
-``get_num_transfer_tokens``). Rounds that would commit nothing (``steps`` larger than the block)
-are skipped without a model call; the reference still calls the model there, the tokens are the
-same. ``threshold`` and ``factor`` ignore ``steps``: a block is decoded until it has no mask.
+Rounds and blocks come from the shared planner (:class:`~diffkit.discrete.planner.Plan`): the
+generation is split into ``gen_length // block_length`` blocks decoded left to right; fixed-size
+strategies (``random``, ``confidence``, ``margin``, ``entropy``, ``prophet``, ``remdm``) get
+``steps // num_blocks`` rounds per block, sized by ``schedule="even"`` (LLaDA) or ``"dream"``
+(Dream's timesteps with ``eps``); rounds that would commit nothing are skipped without a model
+call (the reference still calls the model there; the tokens are the same). The others decode a
+block until it has no mask.
 
-With ``temperature = 0`` and ``strategy="confidence"`` this reproduces LLaDA's reference
-``generate()`` (its ``low_confidence`` remasking) exactly; the confidence of a prediction is the
-probability that ``softmax(logits)`` gives the chosen token (also when the token was sampled at a
-temperature, as in the reference). Ties are broken towards the lower position.
+Every loop is bounded by construction: an adaptive rule commits at least one position per row and
+round (so at most ``block_length`` rounds per block); a fixed-size rule follows its finite plan;
+``wino`` commits every remaining mask at its ``max_rounds``-th round of a block, and ``remdm``
+runs exactly its ``steps`` (its last step commits every mask; ``remdm`` is the one rule whose
+rounds may commit nothing: its steps are random, as the paper's sampler).
 
-``draft-verify``: lossless against ``confidence`` with ``steps = gen_length`` (one token per round)
-at temperature 0: from one call's logits, the positions of the block ordered by confidence form a
-draft of the next ``draft`` greedy choices; one model call evaluates, as one batch, the sequences
-with the first ``1 .. draft`` drafted tokens committed, and the longest prefix of the draft that the
-greedy rule confirms on those sequences is accepted (at least one token). The output equals the
-one-token-per-round output token for token; ``nfe`` counts calls (each call may hold several
-sequences per row; ``evaluations`` counts sequences). It calls the model on batches larger than
-the prompt's, so it does not use ``begin_block`` (no cache).
+Reference semantics. With ``temperature = 0``, ``strategy="confidence"`` reproduces LLaDA's
+``generate()``; ``schedule="dream"`` with ``confidence`` / ``margin`` / ``entropy`` (and one block)
+reproduces Dream's ``_sample`` (``maskgit_plus`` / ``topk_margin`` / ``entropy``), and
+``alg_temp`` samples the committed positions from ``softmax(score / alg_temp)`` as Dream does.
+Ranking precision: by default confidences are computed and ranked in float64 (ties to the lower
+position), which makes results independent of the model's dtype; ``rank_dtype="logits"`` computes
+them in the logits' own dtype and ranks with :func:`torch.topk`, as LLaDA and Dream do, so in
+bfloat16 near-ties order as in the references.
 
-Cache protocol: if the model has a method ``begin_block(tokens, start, end)``, :func:`decode`
-calls it before the first round of each block (that has masks) with the current tokens and the
-block's absolute positions ``[start, end)``.
+LLaDA's classifier-free guidance (Nie et al. 2025, Sec. B.3): ``cfg_scale = s > 0`` evaluates the
+sequence and a copy with the prompt masked in one call and uses ``un + (s + 1)(cond - un)``.
+EOS: ``eos_penalty`` is subtracted from the logit of ``eos_id`` *before* the token choice and the
+confidence (``inf`` forbids it), so it acts, unlike an edit made after the argmax.
 
-Vocabulary convention: see :mod:`diffkit.discrete.hmm` (``mask_id`` is never predicted: its logit
-is excluded when choosing a token).
+``draft-verify``: lossless against ``confidence`` with one token per round at temperature 0: from
+one call's logits, the block's positions ordered by confidence form a draft of the next ``draft``
+greedy choices; one call evaluates, as one batch, the sequences with the first ``1 .. draft``
+drafted tokens committed, and the longest prefix that the greedy rule confirms is accepted (at
+least one token). ``nfe`` counts calls; ``evaluations`` counts sequences.
+
+Cache protocol: if the model has ``begin_block(tokens, start, end)``, :func:`decode` calls it
+before the first round of each block that has masks (not for ``draft-verify`` and ``wino``, which
+evaluate more sequences than the batch).
+
+Vocabulary convention: see :mod:`diffkit.discrete.hmm` (``mask_id`` is never predicted).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 from torch import Tensor
 
-__all__ = ["STRATEGIES", "strategies", "decode", "DecodeOutput", "Round", "num_transfer_tokens",
-           "predict", "scores", "select", "topk_mask", "prophet_go", "top2_gap", "FIXED_SCHEDULE"]
+from .planner import MAX_DREAM_STEPS, SCHEDULES, Plan, even_split
+from .strategies import (
+    RoundContext,
+    Strategy,
+    check_options,
+    confidence,
+    margin,
+    neg_entropy,
+    prophet_go,
+    top2_gap,
+    topk_mask,
+)
+from .strategies import available as _available
+from .strategies import info as _info
 
-STRATEGIES = ("random", "confidence", "margin", "entropy", "threshold", "factor", "prophet",
-              "draft-verify")
-#: strategies whose rounds follow LLaDA's per-block schedule of ``steps``
-FIXED_SCHEDULE = ("random", "confidence", "margin", "entropy", "prophet")
-_OPTIONS = {"factor": {"factor"}, "prophet": {"gap", "reduce"}, "draft-verify": {"draft"}}
-#: Prophet's phase thresholds on the top-2 logit gap (early, middle, late third of the rounds)
-PROPHET_GAPS = (7.5, 5.0, 2.5)
+__all__ = ["STRATEGIES", "strategies", "decode", "DecodeOutput", "Round", "num_transfer_tokens",
+           "predict", "scores", "select", "topk_mask", "prophet_go", "top2_gap", "FIXED_SCHEDULE",
+           "Config", "configure", "model_logits", "round_logits", "MAX_LENGTH", "RANK_DTYPES"]
+
+STRATEGIES = _available()
+#: strategies whose rounds follow the planner's per-block schedule of ``steps``
+FIXED_SCHEDULE = tuple(n for n in STRATEGIES if _info(n).fixed_schedule)
+#: the longest prompt + generation accepted (the sequence is allocated)
+MAX_LENGTH = 1 << 20
+RANK_DTYPES = ("float64", "logits")
 
 
 def strategies() -> tuple[str, ...]:
     """The names accepted by :func:`decode`'s ``strategy``."""
-    return STRATEGIES
+    return _available()
 
 
 @dataclass
 class Round:
     """One decoding round. ``committed [batch, L]`` bool: positions committed in this round;
     ``confidence [batch, L]`` float64: ``softmax(logits)`` of the predicted token at the round's
-    candidate positions (NaN elsewhere); ``block``: the block's ``[start, end)``."""
+    candidate positions (NaN elsewhere); ``block``: the block's ``[start, end)``; ``revoked``:
+    positions a remasking rule took back and ``after``: the sequence after the round (both
+    ``None`` for the other rules, whose committed tokens never change)."""
 
     block: tuple[int, int]
     committed: Tensor
     confidence: Tensor
+    revoked: Optional[Tensor] = None
+    after: Optional[Tensor] = None
 
 
 @dataclass
@@ -100,16 +136,146 @@ class DecodeOutput:
         return len(self.history)
 
 
+# ---------------------------------------------------------------------- validation
+def _int(value, name: str, low: int = 0, high: Optional[int] = None) -> int:
+    """An integer argument: ints and whole floats; bools, other types and fractions refused."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if isinstance(value, float) or not isinstance(value, numbers.Integral):
+        v = float(value)
+        if not math.isfinite(v) or not v.is_integer():
+            raise ValueError(f"{name} must be a whole number, got {value!r}")
+        value = int(v)
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _real(value, name: str, low: float = 0.0, allow_inf: bool = False, open_low: bool = False) -> float:
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if v < low or (open_low and v == low):
+        raise ValueError(f"{name} must be {'>' if open_low else '>='} {low}, got {value!r}")
+    return v
+
+
+@dataclass
+class Config:
+    """A validated decoding request: what :func:`decode` and the exact-law walk both run."""
+
+    prompt: Tensor
+    plan: Plan
+    strategy: Strategy
+    options: dict
+    mask_id: int
+    temperature: float = 0.0
+    rank_dtype: str = "float64"
+    alg_temp: Optional[float] = None
+    cfg_scale: float = 0.0
+    eos_id: Optional[int] = None
+    eos_penalty: float = 0.0
+
+    def rounds_cap(self) -> int:
+        """Rounds per block at most: the plan's for fixed-size rules, ``block_length`` for
+        adaptive ones (each commits >= 1), ``max_rounds`` for ``wino``."""
+        if self.strategy.fixed_schedule:
+            return self.plan.per_block
+        if self.strategy.name == "wino":
+            m = self.options.get("max_rounds")
+            return int(m) if m is not None else 2 * self.plan.block_length
+        return self.plan.block_length
+
+
+def configure(prompt, gen_length, mask_id, steps=None, strategy="confidence", block_length=None,
+              temperature=0.0, threshold=None, schedule="even", eps=1e-3, alg_temp=None,
+              rank_dtype="float64", cfg_scale=0.0, eos_id=None, eos_penalty=0.0,
+              options: Optional[dict] = None) -> Config:
+    """Validate :func:`decode`'s arguments (each error names its argument) -> :class:`Config`."""
+    record = _info(strategy)
+    mask_id = _int(mask_id, "mask_id")
+    if not isinstance(prompt, Tensor):
+        try:
+            prompt = torch.as_tensor(prompt)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise TypeError(f"prompt must be integer token ids [batch, prompt_len]: {e}") from None
+    if prompt.dim() == 1:
+        prompt = prompt.unsqueeze(0)
+    if prompt.dim() != 2 or prompt.dtype.is_floating_point or prompt.dtype == torch.bool or prompt.is_complex():
+        raise ValueError(f"prompt must be integer token ids [batch, prompt_len], got shape "
+                         f"{tuple(prompt.shape)} dtype {prompt.dtype}")
+    if prompt.shape[0] < 1:
+        raise ValueError("prompt must hold at least one row")
+    if (prompt == mask_id).any():
+        raise ValueError(f"prompt contains mask_id={mask_id}; the prompt must be fully visible")
+    if (prompt < 0).any():
+        raise ValueError("prompt token ids must be >= 0")
+    gen_length = _int(gen_length, "gen_length", 1, MAX_LENGTH)
+    if prompt.shape[1] + gen_length > MAX_LENGTH:
+        raise ValueError(f"prompt_len + gen_length must be <= {MAX_LENGTH}")
+    block_length = gen_length if block_length is None else _int(block_length, "block_length", 1)
+    if gen_length % block_length:
+        raise ValueError(f"gen_length={gen_length} must be divisible by block_length={block_length}")
+    num_blocks = gen_length // block_length
+    steps = gen_length if steps is None else _int(steps, "steps", 1)
+    if record.fixed_schedule and steps % num_blocks:
+        raise ValueError(f"steps={steps} must be a multiple of the number of blocks ({num_blocks})")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    eps = _real(eps, "eps", 0.0, open_low=True)
+    if eps >= 1:
+        raise ValueError(f"eps must lie in (0, 1), got {eps}")
+    if schedule == "dream" and steps // num_blocks > MAX_DREAM_STEPS:
+        raise ValueError(f"steps per block must be <= {MAX_DREAM_STEPS} with schedule='dream', got "
+                         f"{steps // num_blocks}")
+    temperature = _real(temperature, "temperature", 0.0)
+    if alg_temp is not None:
+        alg_temp = _real(alg_temp, "alg_temp", 0.0)
+        if alg_temp == 0:
+            alg_temp = None
+        elif not record.ranked:
+            raise ValueError(f"alg_temp applies to the ranked strategies "
+                             f"{[n for n in STRATEGIES if _info(n).ranked]}, not {strategy!r}")
+    if rank_dtype not in RANK_DTYPES:
+        raise ValueError(f"rank_dtype must be one of {RANK_DTYPES}, got {rank_dtype!r}")
+    cfg_scale = _real(cfg_scale, "cfg_scale", 0.0)
+    if eos_id is not None:
+        eos_id = _int(eos_id, "eos_id")
+        if eos_id == mask_id:
+            raise ValueError("eos_id must differ from mask_id")
+    eos_penalty = _real(eos_penalty, "eos_penalty", 0.0, allow_inf=True)
+    options = dict(options or {})
+    if threshold is not None:
+        threshold = _real(threshold, "threshold", 0.0, open_low=True)
+        if threshold > 1:
+            raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
+        if any(o.name == "threshold" for o in record.options):
+            options.setdefault("threshold", threshold)
+    options = check_options(strategy, options)
+    if record.name == "draft-verify" and temperature != 0:
+        raise ValueError("draft-verify is lossless at temperature 0 only; use temperature=0")
+    if record.name == "wino" and options["narrow"] < options["wide"]:
+        raise ValueError("narrow must be >= wide (WINO verifies with the stricter threshold)")
+    if record.name == "hierarchy" and options["low_threshold"] > options["threshold"]:
+        raise ValueError("low_threshold must be <= threshold")
+    plan = Plan(prompt.shape[1], gen_length, block_length, steps, schedule, eps)
+    return Config(prompt.long(), plan, record, options, mask_id, temperature, rank_dtype, alg_temp,
+                  cfg_scale, eos_id, eos_penalty)
+
+
 # ---------------------------------------------------------------------- pure pieces
 def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
     """LLaDA's schedule: ``masked [batch]`` counts split evenly over ``steps`` rounds, the
     remainder going to the earliest rounds. Returns ``[batch, steps]`` long."""
-    masked = torch.as_tensor(masked).long().reshape(-1)
-    base = masked // steps
-    rem = masked % steps
-    out = base.unsqueeze(1).expand(-1, steps).clone()
-    out += (torch.arange(steps, device=masked.device).unsqueeze(0) < rem.unsqueeze(1)).long()
-    return out
+    return even_split(masked, steps)
 
 
 def predict(logits: Tensor, mask_id: int, temperature: float = 0.0,
@@ -133,96 +299,48 @@ def predict(logits: Tensor, mask_id: int, temperature: float = 0.0,
 
 def scores(strategy: str, probs: Tensor, tokens: Tensor,
            generator: Optional[torch.Generator] = None) -> Tensor:
-    """The per-position score that a fixed-size strategy ranks by (larger commits first):
-    confidence ``p(token)``; margin ``p_(1) - p_(2)``; entropy ``-H(p)``; random: uniform noise."""
+    """The per-position score a ranked strategy orders by (larger commits first): confidence
+    ``p(token)``; margin ``p_(1) - p_(2)``; entropy ``-H(p)``; random: uniform noise."""
+    _info(strategy)
     if strategy == "random":
         return torch.rand(tokens.shape, generator=generator, dtype=torch.float64, device=tokens.device)
-    if strategy in ("confidence", "threshold", "factor", "prophet", "draft-verify"):
-        return probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
     if strategy == "margin":
-        top = probs.topk(2, dim=-1).values if probs.shape[-1] > 1 else torch.cat(
-            [probs, torch.zeros_like(probs)], -1)
-        return top[..., 0] - top[..., 1]
+        return margin(probs)
     if strategy == "entropy":
-        return (probs * torch.log(probs.clamp_min(1e-300))).sum(-1)
-    raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        return neg_entropy(probs)
+    return confidence(probs, tokens)
 
 
-def topk_mask(score: Tensor, candidates: Tensor, k: Tensor) -> Tensor:
-    """``[batch, L]`` bool: per row the ``k[row]`` candidates of largest score, ties to the lower
-    position (a stable sort)."""
-    s = torch.where(candidates, score, torch.full_like(score, -math.inf))
-    order = torch.sort(s, dim=-1, descending=True, stable=True).indices
-    rank = torch.empty_like(order)
-    rank.scatter_(-1, order, torch.arange(s.shape[-1], device=s.device).expand_as(order))
-    k = torch.minimum(torch.as_tensor(k, device=s.device).reshape(-1, 1), candidates.sum(-1, keepdim=True))
-    return (rank < k) & candidates
-
-
-def top2_gap(logits: Tensor) -> Tensor:
-    """Top-1 minus top-2 log-probability ``[batch, L]`` (Prophet's confidence gap)."""
-    logp = torch.log_softmax(logits.to(torch.float64), -1)
-    top = logp.topk(2, dim=-1).values
-    return top[..., 0] - top[..., 1]
-
-
-def prophet_go(logits: Tensor, remaining: Tensor, progress: float = 0.0,
-               options: Optional[dict] = None) -> Tensor:
-    """Prophet's early-commit test ``[batch]`` bool: the top-2 log-probability gap over the
-    ``remaining`` masked positions (its minimum, or its mean with ``reduce="mean"``) reaches the
-    threshold ``gap`` (default: Prophet's phase thresholds by ``progress``)."""
-    options = options or {}
-    gap = top2_gap(logits)
-    thr = options.get("gap")
-    if thr is None:
-        thr = PROPHET_GAPS[min(int(progress * 3), 2)]
-    if options.get("reduce", "min") == "min":
-        level = torch.where(remaining, gap, torch.full_like(gap, math.inf)).min(-1).values
-    else:
-        level = torch.where(remaining, gap, torch.zeros_like(gap)).sum(-1) / remaining.sum(-1).clamp_min(1)
-    return (level >= float(thr)) & remaining.any(-1)
+def _context(probs, tokens, **kw) -> RoundContext:
+    logits = kw.pop("logits", None)
+    if logits is None:
+        logits = torch.log(probs.clamp_min(1e-300))
+    remaining = kw.pop("remaining", None)
+    return RoundContext(logits=logits, x=kw.pop("x", tokens), mask_id=kw.pop("mask_id", -1),
+                        block=kw.pop("block", (0, tokens.shape[1])), remaining=remaining, **kw)
 
 
 def select(strategy: str, probs: Tensor, tokens: Tensor, candidates: Tensor, budget: Tensor,
            *, threshold: Optional[float] = None, remaining: Optional[Tensor] = None,
            logits: Optional[Tensor] = None, progress: float = 0.0,
            generator: Optional[torch.Generator] = None, options: Optional[dict] = None) -> Tensor:
-    """Which positions a strategy commits in one round: ``[batch, L]`` bool.
-
-    ``probs [batch, L, V]`` float64 and ``tokens [batch, L]`` from :func:`predict`;
-    ``candidates``: masked positions of the current block; ``budget [batch]``: the round's size
-    from the schedule (fixed-size strategies); ``remaining``: every masked position of the
-    generation (Prophet's early commit); ``progress`` in ``[0, 1)``: the round's place in the
-    block's schedule (Prophet's phases).
-    """
-    options = options or {}
-    conf = scores("confidence", probs, tokens)
-    if strategy in ("random", "confidence", "margin", "entropy"):
-        return topk_mask(scores(strategy, probs, tokens, generator), candidates, budget)
-    ones = torch.ones(tokens.shape[0], dtype=torch.long, device=tokens.device)
-    if strategy == "threshold":
-        thr = 0.9 if threshold is None else threshold
-        return (topk_mask(conf, candidates, ones) | (candidates & (conf >= thr)))
-    if strategy == "factor":
-        f = float(options.get("factor", 1.0))
-        c = torch.where(candidates, conf, torch.full_like(conf, -math.inf))
-        sorted_c = torch.sort(c, dim=-1, descending=True, stable=True).values
-        n = torch.arange(1, c.shape[-1] + 1, device=c.device, dtype=torch.float64)
-        ok = ((n + 1) * (1 - sorted_c) < f) & torch.isfinite(sorted_c)
-        # the condition is monotone in n (c_(n) decreases), so the largest n is the count
-        count = torch.clamp(ok.sum(-1), min=1)
-        return topk_mask(conf, candidates, count)
-    if strategy == "prophet":
-        remaining = candidates if remaining is None else remaining
-        if logits is None:
-            logits = torch.log(probs.clamp_min(1e-300))
-        go = prophet_go(logits, remaining, progress, options)
-        base = topk_mask(conf, candidates, budget)
-        return torch.where(go.unsqueeze(-1), remaining, base)
-    raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+    """Which positions a strategy commits in one round: ``[batch, L]`` bool (the registered rule
+    with its options validated; ``remaining`` defaults to ``candidates``)."""
+    record = _info(strategy)
+    opts = dict(options or {})
+    if threshold is not None and any(o.name == "threshold" for o in record.options):
+        opts.setdefault("threshold", threshold)
+    opts = check_options(strategy, opts)
+    ctx = _context(probs, tokens, logits=logits, remaining=candidates if remaining is None else remaining,
+                   progress=progress, generator=generator)
+    if record.logits_hook is not None:
+        ctx.logits = record.logits_hook(ctx.logits, ctx, candidates, **opts)
+        probs = torch.softmax(ctx.logits.to(torch.float64), -1)
+    return record.rule(probs, tokens, candidates, torch.as_tensor(budget).reshape(-1), ctx, **opts) & (
+        candidates if strategy != "prophet" else ctx.remaining)
 
 
-# ---------------------------------------------------------------------- validation
+# ---------------------------------------------------------------------- one round, shared
 def _call(model: Callable, x: Tensor) -> Tensor:
     logits = model(x)
     if hasattr(logits, "logits") and not isinstance(logits, Tensor):
@@ -234,47 +352,75 @@ def _call(model: Callable, x: Tensor) -> Tensor:
     return logits
 
 
-def _check(prompt, gen_length, mask_id, steps, strategy, block_length, temperature, threshold,
-           options) -> tuple[Tensor, int, int]:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
-    prompt = torch.as_tensor(prompt)
-    if prompt.dim() == 1:
-        prompt = prompt.unsqueeze(0)
-    if prompt.dim() != 2 or prompt.dtype.is_floating_point:
-        raise ValueError(f"prompt must be integer token ids [batch, prompt_len], got {tuple(prompt.shape)}")
-    if (prompt == mask_id).any():
-        raise ValueError(f"prompt contains mask_id={mask_id}; the prompt must be fully visible")
-    if int(gen_length) < 1:
-        raise ValueError(f"gen_length must be >= 1, got {gen_length}")
-    block_length = gen_length if block_length is None else int(block_length)
-    if block_length < 1 or gen_length % block_length:
-        raise ValueError(f"gen_length={gen_length} must be divisible by block_length={block_length}")
-    num_blocks = gen_length // block_length
-    steps = gen_length if steps is None else int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if strategy in FIXED_SCHEDULE and steps % num_blocks:
-        raise ValueError(f"steps={steps} must be a multiple of the number of blocks ({num_blocks})")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if threshold is not None and not (0 < threshold <= 1):
-        raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
-    allowed = _OPTIONS.get(strategy, set())
-    bad = set(options) - allowed
-    if bad:
-        raise ValueError(f"unknown option(s) {sorted(bad)} for strategy {strategy!r}; "
-                         f"allowed: {sorted(allowed)}")
-    if strategy == "factor" and float(options.get("factor", 1.0)) <= 0:
-        raise ValueError("factor must be > 0")
-    if strategy == "prophet" and options.get("reduce", "min") not in ("min", "mean"):
-        raise ValueError("reduce must be 'min' or 'mean'")
-    if strategy == "draft-verify":
-        if temperature != 0:
-            raise ValueError("draft-verify is lossless at temperature 0 only")
-        if int(options.get("draft", 8)) < 1:
-            raise ValueError("draft must be >= 1")
-    return prompt.long(), block_length, steps
+def model_logits(model: Callable, x: Tensor, cfg: Config) -> Tensor:
+    """One model call on ``x``; with ``cfg_scale = s > 0`` the same call also evaluates ``x``
+    with the prompt masked and returns LLaDA's ``un + (s + 1)(cond - un)``."""
+    if cfg.cfg_scale <= 0:
+        return _call(model, x)
+    un = x.clone()
+    un[:, : cfg.plan.prompt_len] = cfg.mask_id
+    both = _call(model, torch.cat([x, un], 0))
+    cond, unc = both[: x.shape[0]], both[x.shape[0]:]
+    s = cfg.cfg_scale
+    if not cond.dtype.is_floating_point:
+        cond, unc = cond.double(), unc.double()
+    return unc + (s + 1) * (cond - unc)
+
+
+def round_logits(logits: Tensor, cfg: Config, ctx: Optional[RoundContext] = None,
+                 masked: Optional[Tensor] = None) -> Tensor:
+    """The logits a round decides on: the EOS penalty, then the strategy's logits hook
+    (e.g. credit), which may keep per-block state in ``ctx.state``. Non-finite logits other than
+    ``-inf`` are refused (a model returning NaN would decode garbage in silence)."""
+    if torch.isnan(logits).any() or torch.isposinf(logits).any():
+        raise ValueError("model returned NaN or +inf logits")
+    if cfg.eos_id is not None and cfg.eos_penalty > 0:
+        if cfg.eos_id >= logits.shape[-1]:
+            raise ValueError(f"eos_id={cfg.eos_id} is outside the model's vocabulary ({logits.shape[-1]})")
+        logits = logits.clone()
+        logits[..., cfg.eos_id] = logits[..., cfg.eos_id] - cfg.eos_penalty
+    hook = cfg.strategy.logits_hook
+    if hook is not None and ctx is not None:
+        logits = hook(logits, ctx, masked, **cfg.options)
+    return logits
+
+
+def rank_probs(logits: Tensor, cfg: Config) -> Tensor:
+    """``softmax(logits)`` in the ranking dtype (float64, or the logits' own dtype)."""
+    if cfg.rank_dtype == "logits":
+        return torch.softmax(logits, -1)
+    return torch.softmax(logits.to(torch.float64), -1)
+
+
+def ensure_progress(commit: Tensor, candidates: Tensor, conf: Tensor) -> Tensor:
+    """At least one commit in every row that has candidates: the most confident one is added
+    where a rule chose none (every adaptive loop then ends within ``block_length`` rounds)."""
+    empty = ~(commit & candidates).any(-1) & candidates.any(-1)
+    if not empty.any():
+        return commit
+    best = topk_mask(torch.nan_to_num(conf.to(torch.float64), nan=-1.0), candidates,
+                     torch.ones(commit.shape[0], dtype=torch.long, device=commit.device))
+    return commit | (best & empty.unsqueeze(-1))
+
+
+def leave_one_out(model: Callable, x: Tensor, drafts: Tensor, cfg: Config) -> tuple[Tensor, Tensor]:
+    """The round's logits for ``x`` and, for every draft, the probability of its token with that
+    position masked (everything else visible), from one call on a stacked batch (WINO's shadow
+    block). Returns ``(logits [B, L, V], loo [B, L])`` (NaN where no draft)."""
+    pairs = drafts.nonzero().tolist()
+    copies = []
+    for j, i in pairs:
+        c = x[j].clone()
+        c[i] = cfg.mask_id
+        copies.append(c)
+    stacked = torch.cat([x, torch.stack(copies)], 0) if copies else x
+    logits = model_logits(model, stacked, cfg)
+    loo = torch.full(x.shape, math.nan, dtype=torch.float64, device=x.device)
+    if copies:
+        p = torch.softmax(round_logits(logits[x.shape[0]:], cfg).to(torch.float64), -1)
+        for n, (j, i) in enumerate(pairs):
+            loo[j, i] = p[n, i, x[j, i]]
+    return logits[: x.shape[0]], loo
 
 
 # ---------------------------------------------------------------------- the front door
@@ -282,68 +428,100 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
            steps: Optional[int] = None, strategy: str = "confidence",
            block_length: Optional[int] = None, temperature: float = 0.0,
            threshold: Optional[float] = None, generator: Optional[torch.Generator] = None,
-           **strategy_options) -> DecodeOutput:
+           *, schedule: str = "even", eps: float = 1e-3, alg_temp: Optional[float] = None,
+           rank_dtype: str = "float64", cfg_scale: float = 0.0, eos_id: Optional[int] = None,
+           eos_penalty: float = 0.0, **strategy_options) -> DecodeOutput:
     """Decode ``gen_length`` tokens after ``prompt`` ``[batch, P]`` (or ``[P]``) with a masked
     diffusion model ``logits = model(tokens)``. See the module docstring for the strategies, the
-    block schedule and the cache protocol.
+    planner, the reference semantics and the cache protocol.
 
     ``steps`` (default ``gen_length``): rounds in all, for the fixed-size strategies; a multiple
-    of the number of blocks. ``threshold`` in ``(0, 1]``: the ``threshold`` strategy's confidence
-    (default 0.9, Fast-dLLM). Options: ``factor`` (``factor``, default 1.0); ``prophet``
-    (``gap``: a fixed threshold on the top-2 log-probability gap, default Prophet's phases
-    7.5/5.0/2.5 over the first/middle/last third of a block's rounds; ``reduce``: ``"min"``
-    (every remaining position, default) or ``"mean"`` (Prophet's average)); ``draft-verify``
-    (``draft``: drafted tokens per call, default 8).
+    of the number of blocks. ``threshold`` in ``(0, 1]``: the confidence threshold of
+    ``threshold``, ``credit`` and ``hierarchy`` (default 0.9). ``schedule``: ``"even"`` or
+    ``"dream"`` (with ``eps``); ``alg_temp``: Dream's position sampling for the ranked rules;
+    ``rank_dtype``: ``"float64"`` or ``"logits"``; ``cfg_scale``: LLaDA's guidance;
+    ``eos_id`` / ``eos_penalty``: the EOS logit lowered before the choice. Strategy options
+    (``factor``, ``gap``, ``reduce``, ``draft``, ``gamma``, ``alpha``, ``boost``, ``decay``,
+    ``low_threshold``, ``eta``, ``wide``, ``narrow``, ``max_rounds``): see
+    :func:`diffkit.discrete.strategies.info` for each strategy's own, with bounds and defaults.
     """
-    prompt, block_length, steps = _check(prompt, gen_length, mask_id, steps, strategy, block_length,
-                                          temperature, threshold, strategy_options)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    cfg = configure(prompt, gen_length, mask_id, steps, strategy, block_length, temperature,
+                    threshold, schedule, eps, alg_temp, rank_dtype, cfg_scale, eos_id, eos_penalty,
+                    strategy_options)
+    prompt = cfg.prompt
     batch, plen = prompt.shape
-    x = torch.cat([prompt, torch.full((batch, gen_length), mask_id, dtype=torch.long,
+    x = torch.cat([prompt, torch.full((batch, cfg.plan.gen_length), cfg.mask_id, dtype=torch.long,
                                       device=prompt.device)], 1)
-    if strategy == "draft-verify":
-        return _draft_verify(model, x, plen, gen_length, block_length, mask_id,
-                             int(strategy_options.get("draft", 8)))
-    num_blocks = gen_length // block_length
-    per_block = steps // num_blocks
+    record = cfg.strategy
+    if record.name == "draft-verify":
+        return _draft_verify(model, x, cfg, int(cfg.options["draft"]))
     out = DecodeOutput(tokens=x, nfe=0)
     positions = torch.arange(x.shape[1], device=x.device)
-    for b in range(num_blocks):
-        start, end = plen + b * block_length, plen + (b + 1) * block_length
+    plan = cfg.plan
+    cap = cfg.rounds_cap()
+    for start, end in plan.blocks():
         in_block = (positions >= start) & (positions < end)
-        if not (x[:, start:end] == mask_id).any():
+        if not (x[:, start:end] == cfg.mask_id).any():
             continue
-        if hasattr(model, "begin_block"):
+        if record.cacheable and hasattr(model, "begin_block"):
             model.begin_block(x, start, end)
-        schedule = num_transfer_tokens((x[:, start:end] == mask_id).sum(1), per_block)
+        m0 = (x[:, start:end] == cfg.mask_id).sum(1)
+        state: dict = {}
+        drafts = torch.zeros_like(x, dtype=torch.bool)
         r = 0
-        while (x[:, start:end] == mask_id).any():
-            if strategy in FIXED_SCHEDULE:
-                if r >= per_block:
+        while r < cap:
+            masked = x == cfg.mask_id
+            cand = masked & in_block
+            if not cand.any() and not (record.remasks and record.fixed_schedule):
+                break
+            budget = torch.ones(batch, dtype=torch.long, device=x.device)
+            if record.fixed_schedule and not record.remasks:
+                r = plan.next_round(r, cand.sum(1), m0)
+                if r >= cap:
                     break
-                budget = schedule[:, r]
-                if not budget.any():
-                    r += 1
-                    continue
+                budget = plan.budget(r, cand.sum(1), m0)
+            last = r == cap - 1
+            if record.leave_one_out:
+                raw, loo = leave_one_out(model, x, drafts, cfg)
+                out.evaluations += batch + int(drafts.sum())
             else:
-                budget = torch.ones(batch, dtype=torch.long, device=x.device)
-            logits = _call(model, x)
+                raw, loo = model_logits(model, x, cfg), None
+                out.evaluations += batch
             out.nfe += 1
-            out.evaluations += batch
-            tokens, probs = predict(logits, mask_id, temperature, generator)
-            masked = x == mask_id
-            candidates = masked & in_block
-            commit = select(strategy, probs, tokens, candidates, budget, threshold=threshold,
-                            remaining=masked & (positions >= plen), logits=logits,
-                            progress=r / per_block, generator=generator, options=strategy_options)
-            conf = scores("confidence", probs, tokens)
+            ctx = RoundContext(logits=raw, x=x, mask_id=cfg.mask_id, block=(start, end),
+                               remaining=masked & (positions >= plen), round=r,
+                               progress=r / cap, rounds=cap, generator=generator,
+                               rank_dtype=cfg.rank_dtype, alg_temp=cfg.alg_temp, state=state,
+                               drafts=drafts, loo=loo, last=last)
+            logits = round_logits(raw, cfg, ctx, cand)
+            ctx.logits = logits
+            tokens, probs64 = predict(logits, cfg.mask_id, cfg.temperature, generator)
+            probs = probs64 if cfg.rank_dtype == "float64" else rank_probs(logits, cfg)
+            conf = confidence(probs64, tokens)
+            commit = record.rule(probs, tokens, cand, budget, ctx, **cfg.options)
+            commit = commit & (ctx.remaining if record.name == "prophet" else cand)
+            if not record.fixed_schedule:
+                commit = ensure_progress(commit, cand, conf)
+            revoked = None
+            if record.remasks:
+                revoked = record.revoke(probs, tokens, x, ctx, **cfg.options) & drafts & ~commit
+                if not record.fixed_schedule:  # a row whose block is complete has finished it
+                    revoked &= cand.any(-1, keepdim=True)
             out.history.append(Round((start, end), commit.clone(),
-                                     torch.where(candidates | commit, conf, torch.nan)))
+                                     torch.where(cand | commit, conf, torch.nan), revoked))
             x = torch.where(commit, tokens, x)
+            if revoked is not None:
+                x = torch.where(revoked, torch.full_like(x, cfg.mask_id), x)
+                drafts = (drafts | commit) & ~revoked
+                out.history[-1].after = x.clone()
             r += 1
     out.tokens = x
     return out
 
 
+# ---------------------------------------------------------------------- draft and verify
 def _greedy_choice(logits: Tensor, x: Tensor, mask_id: int, start: int, end: int) -> tuple[int, int, float]:
     """One-token-per-round confidence decoding's choice on one sequence ``x [L]``:
     (position, token, confidence), or (-1, -1, nan) when the block has no mask."""
@@ -352,7 +530,7 @@ def _greedy_choice(logits: Tensor, x: Tensor, mask_id: int, start: int, end: int
     cand[start:end] = x[start:end] == mask_id
     if not cand.any():
         return -1, -1, math.nan
-    conf = scores("confidence", probs, tokens)[0]
+    conf = confidence(probs, tokens)[0]
     pick = topk_mask(conf.unsqueeze(0), cand.unsqueeze(0), torch.ones(1, dtype=torch.long))[0]
     i = int(pick.nonzero()[0, 0])
     return i, int(tokens[0, i]), float(conf[i])
@@ -360,7 +538,7 @@ def _greedy_choice(logits: Tensor, x: Tensor, mask_id: int, start: int, end: int
 
 def _draft_order(logits: Tensor, x: Tensor, mask_id: int, start: int, end: int, k: int):
     tokens, probs = predict(logits.unsqueeze(0), mask_id)
-    conf = scores("confidence", probs, tokens)[0]
+    conf = confidence(probs, tokens)[0]
     cand = torch.zeros_like(x, dtype=torch.bool)
     cand[start:end] = x[start:end] == mask_id
     s = torch.where(cand, conf, torch.full_like(conf, -math.inf))
@@ -368,25 +546,30 @@ def _draft_order(logits: Tensor, x: Tensor, mask_id: int, start: int, end: int, 
     return [(int(i), int(tokens[0, i]), float(conf[i])) for i in order]
 
 
-def _draft_verify(model, x: Tensor, plen: int, gen_length: int, block_length: int, mask_id: int,
-                  draft: int) -> DecodeOutput:
+def _draft_verify(model, x: Tensor, cfg: Config, draft: int) -> DecodeOutput:
     """Draft-and-verify, lossless against ``confidence`` with one token per round (temperature 0);
     see the module docstring."""
-    batch, length = x.shape
+    plen, mask_id = cfg.plan.prompt_len, cfg.mask_id
+    batch = x.shape[0]
     out = DecodeOutput(tokens=x, nfe=0)
-    first = _call(model, x)
+
+    def logits_of(seqs: Tensor) -> Tensor:
+        return round_logits(model_logits(model, seqs, cfg), cfg)
+
+    first = logits_of(x)
     out.nfe, out.evaluations = 1, batch
     current = [first[r] for r in range(batch)]  # logits of each row's current sequence
     x = x.clone()
-    while (x[:, plen:] == mask_id).any():
+    for _ in range(cfg.plan.gen_length):  # each pass commits >= 1 token per unfinished row
+        if not (x[:, plen:] == mask_id).any():
+            break
         plans = []  # per row: (drafted states, drafted choices, block start, block end)
         for r in range(batch):
             masked_gen = (x[r, plen:] == mask_id).nonzero()
             if masked_gen.numel() == 0:
                 plans.append(None)
                 continue
-            b = int(masked_gen[0, 0]) // block_length
-            start, end = plen + b * block_length, plen + (b + 1) * block_length
+            start, end = cfg.plan.block_of(plen + int(masked_gen[0, 0]))
             drafts = _draft_order(current[r], x[r], mask_id, start, end, draft)
             states, s = [], x[r]
             for (i, tok, _) in drafts:
@@ -399,7 +582,7 @@ def _draft_verify(model, x: Tensor, plen: int, gen_length: int, block_length: in
                 for j, s in enumerate(p[0]) if (s[plen:] == mask_id).any()]
         new_logits = None
         if flat:
-            new_logits = _call(model, torch.stack([plans[r][0][j] for r, j in flat]))
+            new_logits = logits_of(torch.stack([plans[r][0][j] for r, j in flat]))
             out.nfe += 1
             out.evaluations += len(flat)
         where = {key: n for n, key in enumerate(flat)}
@@ -416,9 +599,8 @@ def _draft_verify(model, x: Tensor, plen: int, gen_length: int, block_length: in
                 if (r, j) not in where:
                     break
                 s = states[j]
-                sb = int((s[plen:] == mask_id).nonzero()[0, 0]) // block_length
-                g = _greedy_choice(new_logits[where[(r, j)]], s, mask_id, plen + sb * block_length,
-                                   plen + (sb + 1) * block_length)
+                sb = cfg.plan.block_of(plen + int((s[plen:] == mask_id).nonzero()[0, 0]))
+                g = _greedy_choice(new_logits[where[(r, j)]], s, mask_id, *sb)
                 if g[:2] != drafts[j + 1][:2]:
                     break
                 accepted.append(g)

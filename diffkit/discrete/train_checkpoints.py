@@ -39,6 +39,7 @@ from torch import Tensor
 
 from ..nn import MaskedTransformer
 from ..train import save_checkpoint, train
+from .decode import decode
 from .hmm import HMMLanguage, all_sequences
 from .masking import mdlm_loss
 from .tasks import TASKS, get_task
@@ -176,30 +177,17 @@ def train_tasks(recipe: Optional[dict] = None, steps: Optional[int] = None, prog
 
 
 @torch.no_grad()
-def greedy_decode(net, prompts: Tensor, answer_length: int, mask_id: int) -> Tensor:
-    """One token per round, the most confident masked position first (LLaDA's low-confidence
-    remasking with ``steps = answer_length``, temperature 0); returns the answers ``[n, A]``."""
-    n, p = prompts.shape
-    x = torch.cat([prompts, torch.full((n, answer_length), mask_id, dtype=torch.long)], 1)
-    for _ in range(answer_length):
-        probs = torch.softmax(net(x).double(), -1)
-        conf, pred = probs.max(-1)
-        conf = torch.where(x == mask_id, conf, torch.full_like(conf, -1.0))
-        pos = conf.argmax(1)
-        rows = torch.arange(n)
-        x[rows, pos] = pred[rows, pos]
-    return x[:, p:]
-
-
-@torch.no_grad()
 def tasks_quality(net, symbols: int = 4, length: int = 4, n: int = 256, seed: int = 123) -> dict:
-    """Exact-answer accuracy per task of :func:`greedy_decode` on ``n`` fresh prompts per task."""
+    """Exact-answer accuracy per task on ``n`` fresh prompts per task, decoded one token per round,
+    the most confident masked position first (:func:`~diffkit.discrete.decode`, ``confidence``
+    with ``steps = answer_length``, temperature 0)."""
     gen = torch.Generator().manual_seed(seed)
     acc = {}
     for name in TASKS:
         task = get_task(name, symbols, length)
         prompts = task.sample_prompts(n, generator=gen)
-        answers = greedy_decode(net, prompts, task.answer_length, task.mask_id)
+        out = decode(net, prompts, task.answer_length, task.mask_id, steps=task.answer_length)
+        answers = out.tokens[:, prompts.shape[1]:]
         acc[name] = float(task.score(prompts, answers).mean())
     return {"greedy_accuracy": acc, "eval_prompts_per_task": n}
 

@@ -9,10 +9,10 @@ returns the ``Figure`` it drew on.
   model's confidence ``p(x_i | visible)`` in the committed token at that moment).
 * :func:`rounds_html` and :func:`plot_unmasking`: that replay as an HTML table and as a
   rounds-by-positions grid coloured by confidence.
-* :func:`strategy_grid`, :func:`pareto_points`, :func:`pareto_front`, :func:`plot_pareto`: every
-  strategy's *exact* error (total variation to the true law, from
-  :func:`diffkit.discrete.exact.output_law`) against its expected number of rounds, and the
-  non-dominated ones among them (fewer rounds and lower error cannot both improve).
+* :func:`plot_pareto`: every strategy's *exact* error (total variation to the true law) against
+  its expected number of rounds, and the non-dominated ones among them. The numbers come from
+  :func:`diffkit.discrete.exact.pareto_points` / :func:`~diffkit.discrete.exact.pareto_front`;
+  this module only draws them.
 * :func:`token_names`: printable names of an oracle's token ids.
 """
 
@@ -28,25 +28,16 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..discrete.exact import pareto_front, pareto_points, strategy_grid  # noqa: F401  (the Pareto plot's data)
+from ..discrete.evaluate import pareto_front
+from ..discrete.strategies import available, info
 
 __all__ = ["Frames", "unmasking_frames", "token_names", "rounds_html", "plot_unmasking",
-           "strategy_grid", "pareto_points", "pareto_front", "plot_pareto", "STRATEGY_COLORS",
-           "MASK_GLYPH"]
+           "plot_pareto", "STRATEGY_COLORS", "MASK_GLYPH"]
 
 MASK_GLYPH = "\u2591"  # a light-shade block stands for the mask token
 
-#: one colour per strategy, the same in every lesson and in the demo
-STRATEGY_COLORS = {
-    "random": "#7f7f7f",
-    "confidence": "#1f77b4",
-    "margin": "#ff7f0e",
-    "entropy": "#2ca02c",
-    "threshold": "#d62728",
-    "factor": "#9467bd",
-    "prophet": "#8c564b",
-    "draft-verify": "#e377c2",
-}
+#: one colour per strategy (from its record), the same in every lesson and in the demo
+STRATEGY_COLORS = {name: info(name).color for name in available()}
 
 
 @dataclass
@@ -72,7 +63,8 @@ class Frames:
 def unmasking_frames(out, prompt_len: int, mask_id: int, row: int = 0) -> Frames:
     """Replay ``out`` (a :class:`~diffkit.discrete.DecodeOutput`) for batch row ``row``: the final
     tokens restricted to the positions committed in rounds ``1..r`` give the state after round
-    ``r`` (committed tokens never change)."""
+    ``r`` (committed tokens never change); for remasking rules the recorded sequences after each
+    round (``Round.after``), and each position's last commit."""
     final = out.tokens[row].cpu()
     length = final.shape[0]
     round_of = torch.zeros(length, dtype=torch.long)
@@ -86,6 +78,8 @@ def unmasking_frames(out, prompt_len: int, mask_id: int, row: int = 0) -> Frames
     generated = torch.arange(length) >= prompt_len
     shown = ~generated | (round_of.unsqueeze(0) <= steps) & (round_of.unsqueeze(0) > 0)
     states = torch.where(shown, final.unsqueeze(0), torch.full_like(final, mask_id))
+    if out.history and all(getattr(r, "after", None) is not None for r in out.history):
+        states = torch.stack([states[0]] + [r.after[row].cpu() for r in out.history])
     return Frames(states, round_of, conf, int(prompt_len), int(mask_id))
 
 
@@ -148,8 +142,9 @@ def rounds_html(frames: Frames, names: Optional[Sequence[str]] = None, upto: Opt
     style = ("border-collapse:collapse;text-align:center;font-family:monospace;"
              "font-size:14px")
     cell = "table.dk-rounds td, table.dk-rounds th {border:1px solid #ccc;padding:2px 6px;}"
-    return (f"<style>{cell}</style><table class='dk-rounds' style='{style}'>"
-            + "".join(rows) + "</table>")
+    # the table scrolls inside its column instead of sliding under what is beside it
+    return (f"<style>{cell}</style><div style='overflow-x:auto;max-width:100%'>"
+            f"<table class='dk-rounds' style='{style}'>" + "".join(rows) + "</table></div>")
 
 
 def plot_unmasking(frames: Frames, names: Optional[Sequence[str]] = None, ax=None,
@@ -200,10 +195,14 @@ def plot_pareto(points: Sequence[dict], current: Optional[dict] = None, ax=None,
                 bound: Optional[float] = None) -> Figure:
     """Exact error ``y`` (default total variation) against rounds, one colour per strategy,
     the Pareto front as a dashed line, ``current`` as a large black-edged star, and ``bound``
-    (e.g. the bits-to-rounds lower bound on rounds) as a vertical dotted line."""
+    (e.g. the bits-to-rounds lower bound on rounds) as a vertical dotted line.
+
+    Strategies that land on the same point are drawn as concentric rings (each strategy a size
+    smaller than the one before), and the legend, outside the axes so that it covers no point,
+    says so. The y axis always shows ``[0, max]`` with a margin, also when every error is 0."""
     if ax is None:
-        fig = Figure(figsize=(6.4, 4.0))
-        fig.subplots_adjust(left=0.11, right=0.98, bottom=0.13, top=0.9)
+        fig = Figure(figsize=(7.6, 4.2))
+        fig.subplots_adjust(left=0.1, right=0.66, bottom=0.13, top=0.9)
         ax = fig.add_subplot(1, 1, 1)
     else:
         fig = ax.figure
@@ -211,11 +210,12 @@ def plot_pareto(points: Sequence[dict], current: Optional[dict] = None, ax=None,
     for p in points:
         by_strategy.setdefault(p["strategy"], []).append(p)
     n = len(by_strategy)
-    for k, (name, pts) in enumerate(by_strategy.items()):  # one scatter per strategy (fast);
-        # sizes shrink strategy by strategy, so that coinciding points show as concentric rings
+    xy = [(round(p["rounds"], 9), round(p[y], 9)) for p in points]
+    shared = len(set(xy)) < len(xy)
+    for k, (name, pts) in enumerate(by_strategy.items()):  # one scatter per strategy (fast)
         ax.scatter([p["rounds"] for p in pts], [p[y] for p in pts], s=(3 + 2.2 * (n - k)) ** 2,
                    zorder=3, color=STRATEGY_COLORS.get(name, "k"), label=name,
-                   edgecolor="white", lw=0.6)
+                   edgecolor="white", lw=0.6, clip_on=False)
     front = pareto_front(points, y=y)
     if front:
         ax.step([p["rounds"] for p in front], [p[y] for p in front], where="post", ls="--",
@@ -223,14 +223,27 @@ def plot_pareto(points: Sequence[dict], current: Optional[dict] = None, ax=None,
     if current is not None:
         ax.scatter([current["rounds"]], [current[y]], s=260, marker="*",
                    color=STRATEGY_COLORS.get(current["strategy"], "k"), edgecolor="k",
-                   lw=1.2, zorder=4, label=f"this run: {_label(current)}")
+                   lw=1.2, zorder=4, clip_on=False,
+                   label="this run: " + _label(current).replace(" (", "\n(", 1))
     if bound is not None and math.isfinite(bound):
         ax.axvline(bound, ls=":", color="#444", lw=1.2, label=f"bits-to-rounds bound {bound:.2f}")
-    ax.set_xlabel("rounds (expected; draft-verify: model calls)")
+    ax.set_xlabel("rounds (expected; lossless rules: model calls)")
     ax.set_ylabel({"tv": "exact TV to the true law"}.get(y, y))
-    ax.set_ylim(bottom=-0.02)
+    ys = [p[y] for p in points] + ([current[y]] if current is not None else [])
+    top = max([v for v in ys if math.isfinite(v)] + [0.0])
+    pad = max(0.1 * top, 0.03)
+    ax.set_ylim(-pad, top + pad)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    if shared:
+        from matplotlib.lines import Line2D
+        handles.append(Line2D([], [], ls="none", marker="o", mfc="none", mec="#555", ms=9))
+        labels.append("rings: strategies at the same point")
+    leg = ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                    borderaxespad=0.0, frameon=False)
+    for h in getattr(leg, "legend_handles", []):  # one marker size in the key, whatever the ring
+        if hasattr(h, "set_sizes"):
+            h.set_sizes([36])
     if title:
         ax.set_title(title, fontsize=10)
     return fig

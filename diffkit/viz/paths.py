@@ -42,9 +42,13 @@ SCHEDULE_COLORS = {
     "linear": "#9467bd",
 }
 
-#: the logSNR panel is clipped to this window: logSNR is +inf at t = 0 (and -inf at t = 1 on
-#: the linear path)
-LOGSNR_VIEW = (-16.0, 16.0)
+#: the logSNR curves are drawn over ``t`` in this window: logSNR is +inf at t = 0 (and -inf at
+#: t = 1 on the linear path), so the ends are left out; the panel's axis then holds every value
+#: drawn, the marker at ``t`` included
+LOGSNR_T = (1e-3, 1.0 - 1e-3)
+
+#: sigma panel: a log axis as soon as some path's sigma(1) exceeds this (VE, EDM reach 80)
+SIGMA_LOG_ABOVE = 5.0
 
 
 def _as_paths(paths) -> list:
@@ -59,7 +63,7 @@ def _as_paths(paths) -> list:
 def _new_axes(n: int, width: float, height: float):
     # fixed margins: constrained layout costs more than the drawing itself
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.89, wspace=0.22)
+    fig.subplots_adjust(left=0.065, right=0.99, bottom=0.16, top=0.89, wspace=0.3)
     axes = fig.subplots(1, n, squeeze=False)[0]
     return fig, list(axes)
 
@@ -89,13 +93,18 @@ def plot_schedule(paths, t: float | None = None, *, axes: Sequence | None = None
         fig = axes[0].figure
     # t = 0 and t = 1 are kept off the logSNR curve, where it is infinite on some paths
     ts = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
-    ts_inner = torch.linspace(1e-4, 1.0 - 1e-6, n, dtype=torch.float64)
+    ts_inner = torch.linspace(*LOGSNR_T, n, dtype=torch.float64)
+    log_sigma = max(float(p.sigma(1.0)) for p in main + extra) > SIGMA_LOG_ABOVE
+    # on a log axis sigma(0) = 0 has no place: start the sigma curves where sigma > 0
+    ts_sigma = ts_inner if log_sigma else ts
+    lam_seen = []
 
     def draw(p, style):
         color = SCHEDULE_COLORS.get(p.name, None)
         axes[0].plot(ts.numpy(), p.alpha(ts).numpy(), color=color, **style)
-        axes[1].plot(ts.numpy(), p.sigma(ts).numpy(), color=color, **style)
-        lam = p.logsnr(ts_inner).clamp(*LOGSNR_VIEW)
+        axes[1].plot(ts_sigma.numpy(), p.sigma(ts_sigma).numpy(), color=color, **style)
+        lam = p.logsnr(ts_inner)
+        lam_seen.append(lam[torch.isfinite(lam)])
         axes[2].plot(ts_inner.numpy(), lam.numpy(), color=color, **style)
 
     for p in extra:
@@ -115,21 +124,27 @@ def plot_schedule(paths, t: float | None = None, *, axes: Sequence | None = None
             axes[1].plot([tv], [s], "o", color=color, ms=6)
             lam = float(p.logsnr(tv))  # +inf at t = 0: no marker there
             if math.isfinite(lam):
-                axes[2].plot([tv], [min(max(lam, LOGSNR_VIEW[0]), LOGSNR_VIEW[1])], "o",
-                             color=color, ms=6)
+                axes[2].plot([tv], [lam], "o", color=color, ms=6)
+                lam_seen.append(torch.tensor([lam], dtype=torch.float64))
 
-    titles = (r"$\alpha(t)$ (signal)", r"$\sigma(t)$ (noise)",
+    titles = (r"$\alpha(t)$ (signal)",
+              r"$\sigma(t)$ (noise)" + (", log axis" if log_sigma else ""),
               r"$\log\mathrm{SNR}(t) = 2\log(\alpha/\sigma)$")
-    for ax, title in zip(axes, titles):
+    ylabels = (r"$\alpha$", r"$\sigma$", "logSNR (nats)")
+    for ax, title, ylabel in zip(axes, titles, ylabels):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("t  (0 = data, 1 = prior)")
+        ax.set_ylabel(ylabel, labelpad=1)
         ax.set_xlim(0.0, 1.0)
         ax.grid(alpha=0.3)
-    axes[2].set_ylim(LOGSNR_VIEW[0] - 1, LOGSNR_VIEW[1] + 1)
-    if max(float(p.sigma(1.0)) for p in main + extra) > 5.0:
-        # VE / EDM reach sigma of tens: linear up to 1, logarithmic above, so VP curves stay visible
-        axes[1].set_yscale("symlog", linthresh=1.0)
-        axes[1].set_ylim(bottom=0.0)
+    seen = torch.cat(lam_seen)
+    if seen.numel():
+        lo, hi = float(seen.min()), float(seen.max())
+        pad = 0.05 * max(hi - lo, 1.0)
+        axes[2].set_ylim(lo - pad, hi + pad)
+    if log_sigma:
+        # VE / EDM reach sigma of tens: a log axis shows every path's sigma without a kink
+        axes[1].set_yscale("log")
     axes[0].legend(fontsize=8, loc="best")
     return fig
 
@@ -183,21 +198,28 @@ def density_grid(dist, extent: Sequence[float], n: int = 160):
 
 
 def plot_density(xs, ys, density, *, ax=None, reference=None, title: str | None = None,
-                 cmap: str = "magma") -> Figure:
+                 cmap: str = "magma", colorbar: bool = True) -> Figure:
     """Draw a density given on a grid (the output of :func:`density_grid`) as an image with
-    contour lines; ``reference``, a second density on the same grid, is drawn as dashed contours.
+    contour lines, axes ``x_1``, ``x_2`` and (``colorbar``) a colour bar of the density;
+    ``reference``, a second density on the same grid, is drawn as dashed contours.
     """
     xs, ys, density = np.asarray(xs), np.asarray(ys), np.asarray(density)
     if ax is None:
-        fig = Figure(figsize=(4.8, 4.4))
-        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.07, top=0.93)
+        fig = Figure(figsize=(5.2, 4.4))
+        fig.subplots_adjust(left=0.12, right=0.9, bottom=0.11, top=0.93)
         ax = fig.subplots()
     else:
         fig = ax.figure
     dx, dy = xs[1] - xs[0], ys[1] - ys[0]
     extent = (xs[0] - dx / 2, xs[-1] + dx / 2, ys[0] - dy / 2, ys[-1] + dy / 2)
-    ax.imshow(density, origin="lower", extent=extent, cmap=cmap, aspect="equal",
-              interpolation="bilinear")
+    im = ax.imshow(density, origin="lower", extent=extent, cmap=cmap, aspect="equal",
+                   interpolation="bilinear")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$", labelpad=1)
+    if colorbar:
+        cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label("density $p_t(x)$", fontsize=9)
+        cb.ax.tick_params(labelsize=8)
     if density.max() > 0:
         ax.contour(xs, ys, density, levels=6, colors="white", linewidths=0.5, alpha=0.6)
     if reference is not None and np.asarray(reference).max() > 0:

@@ -1,0 +1,458 @@
+"""Shared tab helpers: bounded inputs that never break a page, a cached endpoint, presets.
+
+A tab declares its inputs once as *specs*, writes one pure function of the validated values, and
+lets :class:`Endpoint` do the rest::
+
+    from apps import widgets as w
+
+    SPECS = [
+        w.Choice("path", paths.NAMES, "vp-cosine", label="path"),
+        w.Numeric("t", 0.0, 1.0, 0.3, step=0.01, label="t"),
+        w.Numeric("seed", 0, 9999, 0, integer=True, label="seed"),
+        w.Flag("compare", False, label="compare with the other paths"),
+    ]
+
+    def compute(path, t, seed, compare):            # pure and deterministic in its inputs
+        ...
+        return figure, values_dict, note_markdown    # matplotlib figures are fine
+
+    ENDPOINT = w.Endpoint(compute, SPECS, api_name="paths", plot_format="webp")
+
+    def build():
+        first = ENDPOINT.default_view()             # computed once at start, then cached
+        inputs = {                                   # one component per spec, keyed by name
+            "path": SPECS[0].dropdown(elem_id="paths-path"),
+            "t": SPECS[1].slider(elem_id="paths-t"),
+            "seed": SPECS[2].number(elem_id="paths-seed"),
+            "compare": SPECS[3].checkbox(),
+        }
+        plot = gr.Plot(first[0], label="schedule", format="webp")
+        values = gr.JSON(first[1], label="values")
+        note = gr.Markdown(first[2])
+        ENDPOINT.wire(inputs, [plot, values, note])
+
+What a tab gets from that:
+
+* **Inputs that clamp or refuse, in one plain message.** In the page, a typed value outside a
+  numeric input's bounds is clamped to the nearest bound and run; a value that is not a number,
+  not finite, or not whole where an integer is wanted (seed 3.7) is refused. Either way the user
+  sees one ``gr.Warning`` toast saying what happened, the input box shows the value that was
+  actually run (the clamped value, or the last valid one after a refusal), and on a refusal every
+  output keeps showing the last valid run (``gr.skip()``). The server log gets one line per
+  rejected input (``diffkit.apps: /paths refused t = nan: ...``), never a traceback.
+* **A named API endpoint** (``api_name``) whose parameters are the specs' names (``view_api()``
+  lists them with the components' labels, and ``client.predict(t=0.5, api_name="/paths")``
+  works by keyword). The API is strict: any value the page would clamp or refuse is refused with
+  ``gr.Error`` carrying the same plain message (the client raises ``AppError``), so a script
+  never gets a result for inputs it did not ask for.
+* **A bounded LRU cache keyed by the validated inputs** (``cache_size`` entries): outputs are
+  deterministic in the inputs, so a repeated request (fifty students opening the page at once)
+  costs a dictionary look-up. Figures are encoded to images once, when cached, so a cached
+  answer is never re-drawn. Never cache an endpoint whose answer depends on anything but its
+  inputs.
+* **The default view precomputed at start**: :meth:`Endpoint.default_view` (call it in
+  ``build()``, which the hub runs once at start) computes the defaults' outputs into the cache;
+  use them as the components' initial values, so the page shows a run on load without a request.
+* **Presets**: :meth:`Endpoint.presets` adds a dropdown that sets several inputs at once and runs.
+
+Gradio's own bound and choice checks are switched off on the components made here (``Slider`` and
+``Number`` would otherwise raise before the function runs, turning every output into an error
+badge and printing a traceback); the specs are the one place where bounds live, and the UI
+states them (``info=``, from :meth:`Numeric.describe`).
+
+Triggers: sliders run on ``.input`` (drag or typed value), number boxes on ``.submit`` (Enter)
+and ``.blur`` (so half-typed values such as ``-`` are never run), dropdowns and checkboxes on
+``.input``. Only user events trigger: writing a clamped value back into a box does not run
+again.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import logging
+import math
+import numbers
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG"]
+
+#: one line per rejected input goes here (stderr), never a traceback
+LOG = logging.getLogger("diffkit.apps")
+if not LOG.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    LOG.addHandler(_handler)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+
+class Rejected(ValueError):
+    """A value an input refuses; its message is one plain sentence naming the input."""
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if value.strip() else "an empty box"
+    if value is None:
+        return "an empty box"
+    return repr(value) if not isinstance(value, numbers.Real) else _fmt(float(value))
+
+
+# -- input specs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Numeric:
+    """A bounded number (``integer=True``: a whole number) called ``name``.
+
+    ``check(value, clamp=True)`` returns ``(value, note)``: the value to run (clamped into
+    ``[lo, hi]`` when ``clamp``, the note then saying so) or raises :class:`Rejected` for a
+    value that is not a number, not finite, not whole where an integer is wanted, or (with
+    ``clamp=False``) out of bounds.
+    """
+
+    name: str
+    lo: float
+    hi: float
+    default: float
+    integer: bool = False
+    step: float | None = None
+    label: str | None = None
+    info: str | None = None  # extra words after the bounds in the UI's help line
+
+    def __post_init__(self):
+        if not (math.isfinite(self.lo) and math.isfinite(self.hi) and self.lo <= self.hi):
+            raise ValueError(f"{self.name}: bounds must be finite with lo <= hi")
+        if self.integer and (self.lo != int(self.lo) or self.hi != int(self.hi)):
+            raise ValueError(f"{self.name}: integer bounds must be whole numbers")
+        self.check(self.default, clamp=False)
+
+    def describe(self) -> str:
+        """The bounds in words, for the UI: ``an integer in 1..100`` / ``a number in [0, 1]``."""
+        if self.integer:
+            return f"a whole number in {int(self.lo)}..{int(self.hi)}"
+        return f"a number in [{_fmt(self.lo)}, {_fmt(self.hi)}]"
+
+    def parse(self, value) -> float | int:
+        """``value`` as a finite number (an ``int`` when ``integer``), bounds not checked."""
+        if isinstance(value, bool):
+            raise Rejected(f"{self.name} must be {self.describe()}; got {value!r}")
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise Rejected(f"{self.name} must be {self.describe()}; got {_shown(value)}") from None
+        if not isinstance(value, numbers.Real):
+            raise Rejected(f"{self.name} must be {self.describe()}; got {_shown(value)}")
+        v = float(value)
+        if not math.isfinite(v):
+            raise Rejected(f"{self.name} must be {self.describe()}; got {_fmt(v)}")
+        if self.integer:
+            if v != math.floor(v):
+                raise Rejected(f"{self.name} must be {self.describe()}; got {_fmt(v)}, "
+                               "which is not whole")
+            return int(v)
+        return v
+
+    def check(self, value, clamp: bool = True) -> tuple[float | int, str]:
+        v = self.parse(value)
+        if self.lo <= v <= self.hi:
+            return v, ""
+        if not clamp:
+            raise Rejected(f"{self.name} must be {self.describe()}; got {_fmt(v)}")
+        c = min(max(v, self.lo), self.hi)
+        c = int(c) if self.integer else float(c)
+        return c, f"{self.name} = {_fmt(v)} is outside {self._range()}: ran {_fmt(c)} instead."
+
+    def _range(self) -> str:
+        if self.integer:
+            return f"{int(self.lo)}..{int(self.hi)}"
+        return f"[{_fmt(self.lo)}, {_fmt(self.hi)}]"
+
+    def _help(self) -> str:
+        return f"{self.describe()}" + (f"; {self.info}" if self.info else "")
+
+    def slider(self, **kwargs) -> gr.Slider:
+        """A ``gr.Slider`` over the bounds whose typed values reach :meth:`check` unfiltered."""
+        step = self.step if self.step is not None else (1 if self.integer else None)
+        kw = dict(value=self.default, label=self.label or self.name, info=self._help())
+        if step is not None:
+            kw["step"] = step
+        kw.update(kwargs)
+        return _unguarded(gr.Slider(self.lo, self.hi, **kw))
+
+    def number(self, **kwargs) -> gr.Number:
+        """A ``gr.Number`` stating the bounds, whose typed values reach :meth:`check`."""
+        kw = dict(value=self.default, label=self.label or self.name, info=self._help(),
+                  minimum=self.lo, maximum=self.hi)
+        if self.step is not None:
+            kw["step"] = self.step
+        kw.update(kwargs)
+        return _unguarded(gr.Number(**kw))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a fixed list of strings called ``name``; anything else is refused."""
+
+    name: str
+    choices: tuple
+    default: str
+    label: str | None = None
+    info: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "choices", tuple(self.choices))
+        self.check(self.default)
+
+    def check(self, value, clamp: bool = True) -> tuple[str, str]:
+        if not isinstance(value, str) or value not in self.choices:
+            raise Rejected(f"{self.name} must be one of {', '.join(self.choices)}; "
+                           f"got {_shown(value)}")
+        return value, ""
+
+    def dropdown(self, **kwargs) -> gr.Dropdown:
+        kw = dict(choices=list(self.choices), value=self.default, label=self.label or self.name)
+        if self.info:
+            kw["info"] = self.info
+        kw.update(kwargs)
+        return _unguarded(gr.Dropdown(**kw))
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A yes/no input called ``name`` (``True``/``False``; nothing else)."""
+
+    name: str
+    default: bool = False
+    label: str | None = None
+    info: str | None = None
+
+    def check(self, value, clamp: bool = True) -> tuple[bool, str]:
+        if not isinstance(value, bool):
+            raise Rejected(f"{self.name} must be true or false; got {_shown(value)}")
+        return value, ""
+
+    def checkbox(self, **kwargs) -> gr.Checkbox:
+        kw = dict(value=self.default, label=self.label or self.name)
+        if self.info:
+            kw["info"] = self.info
+        kw.update(kwargs)
+        return _unguarded(gr.Checkbox(**kw))
+
+
+Spec = Numeric | Choice | Flag
+
+
+def _unguarded(component):
+    """Let every value through to the spec's check: gradio's Slider/Number preprocess would
+    raise on an out-of-range value before the function runs (error badges on every output and
+    a traceback in the log), Number's ``precision`` would round 3.7 to 4 without a word, and
+    Dropdown's own choice check raises with a traceback too."""
+    component.preprocess = lambda payload: payload
+    return component
+
+
+# -- outputs -------------------------------------------------------------------------------------
+
+
+def freeze(value, plot_format: str = "png"):
+    """``value`` made safe to cache and to hand to several requests at once: a matplotlib figure
+    is encoded once into gradio's plot payload (``format``) and closed; tuples and lists are
+    frozen item by item; anything else is returned as is."""
+    from matplotlib.figure import Figure
+
+    if isinstance(value, Figure):
+        from gradio.components.plot import PlotData
+        from gradio.processing_utils import encode_plot_to_base64
+
+        return PlotData(type="matplotlib", plot=encode_plot_to_base64(value, plot_format))
+    if isinstance(value, (tuple, list)):
+        return tuple(freeze(v, plot_format) for v in value)
+    return value
+
+
+def _fresh(outputs: tuple) -> list:
+    """A copy of cached outputs that a caller may change (dicts and lists are copied)."""
+    return [copy.deepcopy(v) if isinstance(v, (dict, list)) else v for v in outputs]
+
+
+# -- the endpoint --------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    """A tab's deterministic computation ``compute(*validated) -> tuple of outputs`` behind
+    validated inputs (``specs``, in the order of ``compute``'s positional parameters; their
+    names are the API's parameter names), a bounded LRU cache
+    keyed by the validated values, and the wiring of its page events and named API.
+
+    ``run(**values)`` is the strict call (bounds refused, not clamped; :class:`Rejected` on bad
+    input) through the cache; ``default_view()`` the outputs at every spec's default.
+    """
+
+    compute: Callable[..., Sequence]
+    specs: Sequence[Spec]
+    api_name: str
+    plot_format: str = "png"
+    cache_size: int = 128
+    _cached: Callable = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self.specs = tuple(self.specs)
+        self.names = tuple(s.name for s in self.specs)
+        if len(set(self.names)) != len(self.names):
+            raise ValueError(f"spec names must be distinct; got {self.names}")
+        self.defaults = {s.name: s.default for s in self.specs}
+        self._cached = functools.lru_cache(maxsize=self.cache_size)(self._compute)
+
+    def _compute(self, key: tuple) -> tuple:
+        return freeze(tuple(self.compute(*key)), self.plot_format)
+
+    # validation ----------------------------------------------------------------------------
+    def validate(self, raw: Mapping[str, Any], clamp: bool = False) -> tuple[dict, list[str]]:
+        """``(values, notes)``: every spec's value checked (missing ones take their default);
+        raises :class:`Rejected` on the first refused value."""
+        unknown = set(raw) - set(self.names)
+        if unknown:
+            raise Rejected(f"unknown input(s) {', '.join(sorted(unknown))}; "
+                           f"the inputs are {', '.join(self.names)}")
+        values, notes = {}, []
+        for spec in self.specs:
+            v, note = spec.check(raw.get(spec.name, spec.default), clamp=clamp)
+            values[spec.name] = v
+            if note:
+                notes.append(note)
+        return values, notes
+
+    def run(self, **raw) -> list:
+        """The outputs for ``raw`` (strict: out-of-bounds values are refused), from the cache."""
+        values, _ = self.validate(raw, clamp=False)
+        return self.cached(values)
+
+    def cached(self, values: Mapping[str, Any]) -> list:
+        """The outputs for already validated ``values``, computed once per distinct key."""
+        return _fresh(self._cached(tuple(values[n] for n in self.names)))
+
+    def default_view(self) -> list:
+        """The outputs at every spec's default (computed once, at start, into the cache)."""
+        return self.cached(self.defaults)
+
+    def cache_info(self):
+        return self._cached.cache_info()
+
+    def _refuse(self, where: str, err: Exception) -> None:
+        LOG.info("/%s %s: %s", self.api_name, where, err)
+
+    # wiring --------------------------------------------------------------------------------
+    def api_function(self) -> Callable:
+        """The named API's function: parameters named after the specs (with their defaults),
+        strict, raising ``gr.Error`` with the plain message on a refused value."""
+
+        def api(*args):
+            try:
+                values, _ = self.validate(dict(zip(self.names, args)), clamp=False)
+            except Rejected as err:
+                self._refuse("refused", err)
+                raise gr.Error(str(err), print_exception=False) from None
+            out = self.cached(values)
+            return out[0] if len(out) == 1 else out  # gradio takes one output as is
+
+        api.__signature__ = inspect.Signature([
+            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+            for n, d in self.defaults.items()])
+        api.__name__ = api.__qualname__ = self.api_name.replace("-", "_")
+        api.__doc__ = f"The {self.api_name} endpoint: inputs {', '.join(self.names)}."
+        return api
+
+    def page_function(self, inputs: Mapping[str, Any]) -> Callable:
+        """The page's handler: clamps, refuses with a toast, keeps outputs on a refusal, writes
+        the value actually run back into each box that shows something else."""
+        n_inputs = len(self.names)
+
+        def page(*args):
+            raw, last = dict(zip(self.names, args[:n_inputs])), args[n_inputs]
+            last = dict(self.defaults, **(last or {}))
+            try:
+                values, notes = self.validate(raw, clamp=True)
+            except Rejected as err:
+                self._refuse("refused", err)
+                gr.Warning(f"{err}. Kept the last run.")
+                n_out = len(self._outputs)
+                boxes = [last[n] if _differs(raw[n], last[n]) else gr.skip() for n in self.names]
+                return [gr.skip()] * n_out + boxes + [last]
+            for note in notes:
+                self._refuse("clamped", note)
+                gr.Warning(note)
+            outputs = self.cached(values)
+            boxes = [values[n] if _differs(raw[n], values[n]) else gr.skip() for n in self.names]
+            return outputs + boxes + [values]
+
+        return page
+
+    def wire(self, inputs: Mapping[str, Any], outputs: Sequence, *,
+             trigger_mode: str = "always_last") -> None:
+        """Wire the page's events of ``inputs`` (a component per spec name) to ``outputs``,
+        and register the named API ``/<api_name>`` over the same components. Call inside the
+        tab's ``gr.Blocks`` context."""
+        missing = [n for n in self.names if n not in inputs]
+        if missing:
+            raise ValueError(f"wire: no component for input(s) {', '.join(missing)}")
+        comps = [inputs[n] for n in self.names]
+        self._outputs = list(outputs)
+        self._comps = comps
+        self._state = gr.State(dict(self.defaults))
+        triggers = []
+        for comp in comps:
+            if isinstance(comp, gr.Number):
+                triggers += [comp.submit, comp.blur]
+            else:
+                triggers.append(comp.input)
+        gr.on(triggers=triggers, fn=self.page_function(inputs),
+              inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
+              api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal")
+        # The named API: the same components, a strict function with named parameters, on a
+        # trigger no user sees (an invisible button).
+        hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
+        hidden.click(self.api_function(), inputs=comps, outputs=self._outputs,
+                     api_name=self.api_name)
+
+    def presets(self, presets: Mapping[str, Mapping[str, Any]], *, label: str = "preset",
+                info: str | None = None, **kwargs) -> gr.Dropdown:
+        """A dropdown of named presets (each a mapping of some inputs to values; the others
+        keep their defaults) that sets the inputs and runs. Call after :meth:`wire`, inside the
+        tab's context. Every preset is validated now (strictly), so a bad one fails at start."""
+        checked = {name: self.validate(p, clamp=False)[0] for name, p in presets.items()}
+        dd = gr.Dropdown(list(checked), value=None, label=label, info=info, **kwargs)
+
+        def apply(name):
+            if name not in checked:
+                gr.Warning(f"{label} must be one of {', '.join(checked)}")
+                return [gr.skip()] * (len(self._outputs) + len(self._comps) + 1)
+            values = checked[name]
+            return self.cached(values) + [values[n] for n in self.names] + [values]
+
+        dd.input(apply, inputs=dd, outputs=self._outputs + self._comps + [self._state],
+                 api_visibility="private")
+        return dd
+
+
+def _differs(raw, value) -> bool:
+    """Whether the box showing ``raw`` must be rewritten to show ``value`` (3 and 3.0 agree)."""
+    if isinstance(value, (bool, str)) or isinstance(raw, (bool, str)) or raw is None:
+        return raw != value
+    try:
+        return float(raw) != float(value)
+    except (TypeError, ValueError):
+        return True
