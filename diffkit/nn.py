@@ -1,8 +1,12 @@
-"""Small networks for the course: a time-conditioned MLP and a tiny masked-diffusion transformer.
+"""Small networks for the course: a time-conditioned MLP, a small UNet, a digits classifier and a
+tiny masked-diffusion transformer.
 
 - :class:`TimeMLP` is the denoiser network of the 2-D lessons: ``net(x, t)`` with ``x`` of shape
   ``[batch, d]`` and ``t`` a 0-dim or ``[batch]`` tensor in ``[0, 1]``, embedded with sinusoidal
   features (Vaswani et al. 2017, Sec. 3.5; the time embedding of Ho et al. 2020, DDPM).
+- :class:`UNet` is the image denoiser network (DDPM's architecture, small): ``net(x, t, labels)``
+  for ``[batch, C, H, W]`` with ``H, W`` divisible by 4, class-conditional with a null label.
+- :class:`Classifier` is a small CNN whose accuracy and penultimate features measure samples.
 - :class:`MaskedTransformer` is a bidirectional (encoder-only) transformer over token ids, the
   network of masked diffusion language models (MDLM, Sahoo et al. 2024; LLaDA, Nie et al. 2025):
   ``logits = net(tokens)`` with shapes ``[batch, L] -> [batch, L, vocab]``. It takes no time input:
@@ -23,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["sinusoidal_embedding", "TimeMLP", "MaskedTransformer", "TransformerBlock", "KVHook"]
+__all__ = ["sinusoidal_embedding", "TimeMLP", "UNet", "ResBlock", "Classifier", "MaskedTransformer",
+           "TransformerBlock", "KVHook"]
 
 #: ``hook(layer, k, v) -> (k_all, v_all)``: receives the fresh keys and values of the queried
 #: positions of one layer (``[batch, heads, S, head_dim]``) and returns the keys and values that
@@ -50,6 +55,36 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0, scal
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def _check_num_classes(num_classes) -> Optional[int]:
+    if num_classes is None:
+        return None
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be None or a positive integer; got {num_classes!r}")
+    return num_classes
+
+
+def _time_features(t, x: Tensor, dim: int) -> Tensor:
+    """Sinusoidal features ``[1 or batch, dim]`` of a 0-dim or ``[batch]`` time for input ``x``."""
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, x.shape[0])):
+        raise ValueError(f"t must be 0-dim or [batch]={x.shape[0]}, got shape {tuple(t.shape)}")
+    return sinusoidal_embedding(t, dim).to(x.dtype)
+
+
+def _labels_or_null(labels, batch: int, num_classes: int, device) -> Tensor:
+    """Class indices ``[batch]``; ``None`` means the null label ``num_classes`` (unconditional)."""
+    if labels is None:
+        return torch.full((batch,), num_classes, dtype=torch.long, device=device)
+    labels = torch.as_tensor(labels, device=device)
+    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError(f"labels must be integers; got {labels.dtype}")
+    if labels.ndim == 0:
+        labels = labels.expand(batch)
+    if labels.shape != (batch,):
+        raise ValueError(f"labels must be 0-dim or [batch]={batch}; got shape {tuple(labels.shape)}")
+    return labels.long()
+
+
 class TimeMLP(nn.Module):
     """MLP denoiser network ``net(x, t)`` for low-dimensional data.
 
@@ -57,14 +92,20 @@ class TimeMLP(nn.Module):
     ``t`` is embedded with :func:`sinusoidal_embedding` (``time_dim`` features), passed through a
     small MLP and concatenated with ``x``; ``depth`` hidden layers of width ``hidden`` with SiLU
     follow; the output has shape ``[batch, dim]`` (whatever the net predicts: x0, eps, v, ...).
+    With ``num_classes`` the net is class-conditional: ``net(x, t, labels)`` adds a learned label
+    embedding to the time embedding; index ``num_classes`` (``labels=None``) is the null label.
     """
 
-    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, time_dim: int = 32):
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, time_dim: int = 32,
+                 num_classes: Optional[int] = None):
         super().__init__()
         if dim < 1 or hidden < 1 or depth < 1 or time_dim < 2:
             raise ValueError(f"dim, hidden, depth must be >= 1 and time_dim >= 2, got {dim}, {hidden}, {depth}, {time_dim}")
         self.dim, self.hidden, self.depth, self.time_dim = dim, hidden, depth, time_dim + (time_dim % 2)
+        self.num_classes = _check_num_classes(num_classes)
         self.time_mlp = nn.Sequential(nn.Linear(self.time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        if self.num_classes is not None:
+            self.label_emb = nn.Embedding(self.num_classes + 1, hidden)
         layers: list[nn.Module] = [nn.Linear(dim + hidden, hidden), nn.SiLU()]
         for _ in range(depth - 1):
             layers += [nn.Linear(hidden, hidden), nn.SiLU()]
@@ -73,17 +114,170 @@ class TimeMLP(nn.Module):
 
     @property
     def config(self) -> dict:
-        return {"dim": self.dim, "hidden": self.hidden, "depth": self.depth, "time_dim": self.time_dim}
+        return {"dim": self.dim, "hidden": self.hidden, "depth": self.depth, "time_dim": self.time_dim,
+                "num_classes": self.num_classes}
 
-    def forward(self, x: Tensor, t) -> Tensor:
+    def forward(self, x: Tensor, t, labels: Optional[Tensor] = None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape [batch, {self.dim}], got {tuple(x.shape)}")
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, x.shape[0])):
-            raise ValueError(f"t must be 0-dim or [batch]={x.shape[0]}, got shape {tuple(t.shape)}")
-        emb = self.time_mlp(sinusoidal_embedding(t, self.time_dim).to(x.dtype))
+        emb = self.time_mlp(_time_features(t, x, self.time_dim))
         emb = emb.expand(x.shape[0], -1)
+        if self.num_classes is not None:
+            emb = emb + self.label_emb(_labels_or_null(labels, x.shape[0], self.num_classes, x.device))
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional network (num_classes=None)")
         return self.net(torch.cat([x, emb], dim=-1))
+
+
+def _groups(channels: int, groups: int) -> int:
+    """The largest divisor of ``channels`` that is at most ``groups`` (for GroupNorm)."""
+    return max(g for g in range(1, min(groups, channels) + 1) if channels % g == 0)
+
+
+class ResBlock(nn.Module):
+    """Residual block of the DDPM UNet (Ho et al. 2020, App. B; the wide ResNet of Zagoruyko &
+    Komodakis 2016): ``GroupNorm -> SiLU -> conv3x3``, plus a projection of the embedding (time and
+    class) added per channel, ``GroupNorm -> SiLU -> dropout -> conv3x3``, and a 1x1 skip when the
+    number of channels changes."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int = 8, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(cin, groups), cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout)
+        self.norm2 = nn.GroupNorm(_groups(cout, groups), cout)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class UNet(nn.Module):
+    """A small UNet ``net(x, t, labels=None)`` for images ``x [batch, channels, H, W]``.
+
+    The architecture of DDPM (Ho et al. 2020, App. B) cut down for 8x8 digits: one
+    :class:`ResBlock` per resolution with ``base * mults[i]`` channels, a stride-2 convolution
+    between resolutions (so ``H`` and ``W`` must be divisible by ``2 ** (len(mults) - 1)``; 4 for
+    the default), one block in the middle, and the mirror path up with skip connections
+    (Ronneberger et al. 2015). ``t`` is embedded with :func:`sinusoidal_embedding` and an MLP;
+    with ``num_classes`` a learned label embedding is added to it, index ``num_classes`` being the
+    null label, so one network gives the conditional (``labels`` an int tensor ``[batch]`` or a
+    0-dim int) and the unconditional (``labels=None``) prediction, as classifier-free guidance
+    needs (Ho & Salimans 2022). The last convolution starts at zero, so a new network predicts 0.
+    """
+
+    def __init__(self, channels: int = 1, base: int = 32, mults: tuple = (1, 2, 2), num_classes: Optional[int] = None,
+                 groups: int = 8, dropout: float = 0.0):
+        super().__init__()
+        mults = tuple(int(m) for m in mults)
+        if channels < 1 or base < 1 or not mults or min(mults) < 1:
+            raise ValueError(f"channels, base and every entry of mults must be >= 1; got {channels}, {base}, {mults}")
+        self.channels, self.base, self.mults, self.groups, self.dropout = channels, base, mults, groups, dropout
+        self.num_classes = _check_num_classes(num_classes)
+        self.factor = 2 ** (len(mults) - 1)
+        emb_dim = 4 * base
+        self.time_mlp = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        if self.num_classes is not None:
+            self.label_emb = nn.Embedding(self.num_classes + 1, emb_dim)
+        widths = [base * m for m in mults]
+        self.inp = nn.Conv2d(channels, base, 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        ch = base
+        for i, w in enumerate(widths):
+            self.down.append(ResBlock(ch, w, emb_dim, groups, dropout))
+            ch = w
+            if i < len(widths) - 1:
+                self.downsample.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1))
+        self.mid = ResBlock(ch, ch, emb_dim, groups, dropout)
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i, w in reversed(list(enumerate(widths))):
+            self.up.append(ResBlock(ch + w, w, emb_dim, groups, dropout))
+            ch = w
+            if i > 0:
+                self.upsample.append(nn.Conv2d(ch, ch, 3, padding=1))
+        self.out_norm = nn.GroupNorm(_groups(ch, groups), ch)
+        self.out = nn.Conv2d(ch, channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments; ``UNet(**net.config)`` rebuilds the architecture."""
+        return {"channels": self.channels, "base": self.base, "mults": list(self.mults),
+                "num_classes": self.num_classes, "groups": self.groups, "dropout": self.dropout}
+
+    def forward(self, x: Tensor, t, labels: Optional[Tensor] = None) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != self.channels or x.shape[2] % self.factor or x.shape[3] % self.factor:
+            raise ValueError(f"x must have shape [batch, {self.channels}, H, W] with H and W divisible by "
+                             f"{self.factor}; got {tuple(x.shape)}")
+        emb = self.time_mlp(_time_features(t, x, self.base)).expand(x.shape[0], -1)
+        if self.num_classes is not None:
+            emb = emb + self.label_emb(_labels_or_null(labels, x.shape[0], self.num_classes, x.device))
+        elif labels is not None:
+            raise ValueError("labels given to an unconditional network (num_classes=None)")
+        h = self.inp(x)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+        h = self.mid(h, emb)
+        for i, block in enumerate(self.up):
+            h = block(torch.cat([h, skips.pop()], 1), emb)
+            if i < len(self.upsample):
+                h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out(F.silu(self.out_norm(h)))
+
+
+class Classifier(nn.Module):
+    """A small convolutional classifier ``logits = net(x)`` for images ``[batch, channels, H, W]``
+    with ``H`` and ``W`` divisible by 4: three 3x3 convolutions (the last two of stride 2) with
+    SiLU, a hidden layer of ``features`` units (:meth:`features`, the embedding in which the
+    kit's "digits FID" is measured, as the Inception pool features are for FID, Heusel et al.
+    2017) and a linear head to ``num_classes`` logits."""
+
+    def __init__(self, channels: int = 1, size: int = 8, num_classes: int = 10, width: int = 32,
+                 features: int = 128, dropout: float = 0.1):
+        super().__init__()
+        if size % 4 or size < 4:
+            raise ValueError(f"size must be a positive multiple of 4; got {size}")
+        if channels < 1 or width < 1 or features < 1 or num_classes < 2:
+            raise ValueError("channels, width, features must be >= 1 and num_classes >= 2")
+        self.channels, self.size, self.num_classes = channels, size, num_classes
+        self.width, self.n_features, self.dropout = width, features, dropout
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1), nn.SiLU(), nn.Flatten(),
+            nn.Dropout(dropout), nn.Linear(2 * width * (size // 4) ** 2, features), nn.SiLU())
+        self.head = nn.Linear(features, num_classes)
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments; ``Classifier(**net.config)`` rebuilds the architecture."""
+        return {"channels": self.channels, "size": self.size, "num_classes": self.num_classes,
+                "width": self.width, "features": self.n_features, "dropout": self.dropout}
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 4 or x.shape[1:] != (self.channels, self.size, self.size):
+            raise ValueError(f"x must have shape [batch, {self.channels}, {self.size}, {self.size}]; "
+                             f"got {tuple(x.shape)}")
+
+    def features(self, x: Tensor) -> Tensor:
+        """The penultimate features ``[batch, features]``."""
+        self._check(x)
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
 
 
 class TransformerBlock(nn.Module):

@@ -110,9 +110,67 @@ def test_train_fits_least_squares_and_checkpoint_roundtrip(tmp_path):
     assert res.ema.weight.item() == pytest.approx(2.0, abs=2e-2)
     save_checkpoint(tmp_path / "lin", model, {"in_features": 1, "out_features": 1}, {"note": "x"})
     loaded, info = load_checkpoint(tmp_path / "lin.safetensors", lambda c: torch.nn.Linear(**c))
-    assert info == {"config": {"in_features": 1, "out_features": 1}, "metadata": {"note": "x"}}
+    assert info["config"] == {"in_features": 1, "out_features": 1} and info["metadata"] == {"note": "x"}
     assert torch.equal(loaded.weight, model.weight) and torch.equal(loaded.bias, model.bias)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing")
     with pytest.raises(ValueError, match="steps"):
         train(model, loss_fn, 0)
+
+
+def test_unet_shapes_null_label_and_zero_start():
+    from diffkit.nn import UNet
+
+    torch.manual_seed(0)
+    net = UNet(channels=2, base=8, mults=(1, 2, 2), num_classes=3).double()
+    x = torch.randn(4, 2, 8, 12, dtype=torch.float64)
+    # the last convolution starts at zero: a fresh network predicts 0 everywhere
+    assert net(x, 0.5).abs().max() == 0
+    torch.nn.init.normal_(net.out.weight, std=0.1)
+    y = torch.tensor([0, 1, 2, 0])
+    out = net(x, torch.rand(4, dtype=torch.float64), y)
+    assert out.shape == x.shape and out.dtype == torch.float64
+    # labels=None is the null label num_classes, and different labels give different outputs
+    torch.testing.assert_close(net(x, 0.3), net(x, 0.3, torch.full((4,), 3)), rtol=0, atol=0)
+    assert (net(x, 0.3, torch.zeros(4, dtype=torch.long)) - net(x, 0.3)).abs().max() > 1e-6
+    # rows are independent (GroupNorm normalises within a sample): batching changes nothing
+    torch.testing.assert_close(net(x, 0.3, y)[1:2], net(x[1:2], 0.3, y[1:2]), rtol=0, atol=1e-12)
+    # a 0-dim label broadcasts over the batch
+    torch.testing.assert_close(net(x, 0.3, torch.tensor(1)), net(x, 0.3, torch.ones(4, dtype=torch.long)))
+    assert UNet(**net.config).config == net.config
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.randn(1, 2, 6, 8, dtype=torch.float64), 0.5)
+    with pytest.raises(ValueError, match="unconditional"):
+        UNet(base=8)(torch.randn(1, 1, 8, 8), 0.5, torch.tensor([0]))
+    with pytest.raises(ValueError, match="num_classes"):
+        UNet(num_classes=0)
+
+
+def test_classifier_features_feed_the_head():
+    from diffkit.nn import Classifier
+
+    torch.manual_seed(0)
+    clf = Classifier(size=8, num_classes=10, features=16).double().eval()
+    x = torch.randn(5, 1, 8, 8, dtype=torch.float64)
+    f = clf.features(x)
+    assert f.shape == (5, 16)
+    torch.testing.assert_close(clf(x), clf.head(f), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="shape"):
+        clf(torch.randn(5, 1, 12, 12, dtype=torch.float64))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Classifier(size=6)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(steps=0), "steps"), (dict(steps=3.0), "steps"), (dict(steps=True), "steps"),
+    (dict(lr=float("inf")), "lr"), (dict(lr=float("nan")), "lr"), (dict(lr=0.0), "lr"),
+    (dict(grad_clip=float("nan")), "grad_clip"), (dict(grad_clip=0.0), "grad_clip"), (dict(grad_clip=-1.0), "grad_clip"),
+    (dict(warmup=-1), "warmup"), (dict(weight_decay=float("nan")), "weight_decay"),
+])
+def test_train_refuses_bad_arguments(kwargs, name):
+    model = torch.nn.Linear(1, 1)
+    args = dict(steps=2, progress=False)
+    args.update(kwargs)
+    steps = args.pop("steps")
+    with pytest.raises(ValueError, match=name):
+        train(model, lambda m: m(torch.ones(1, 1)).sum(), steps, **args)

@@ -1,23 +1,19 @@
 """Pictures of samplers, shared by lesson 06 and the demo hub's Samplers tab.
 
-Like :mod:`diffkit.viz`, every function draws with matplotlib's object interface (a
+Like :mod:`diffkit.viz.paths`, every function draws with matplotlib's object interface (a
 ``matplotlib.figure.Figure``, never ``pyplot``'s global state), takes an optional ``ax`` and
-returns the ``Figure`` it drew on.
+returns the ``Figure`` it drew on. The numbers come from the engine
+(:mod:`diffkit.sampler_error`: exact and sample-based W2, orders; :mod:`diffkit.samplers`).
 
 * :func:`plot_trajectories`: a fan of sampling paths in the plane, in the scaled variable
   ``x_t / sqrt(alpha_t^2 + sigma_t^2)`` so that every path (VP, VE, EDM, rectified flow) starts at
-  unit scale and ends on the data;
+  unit scale and ends on the data (:func:`scaled_trajectories`);
 * :func:`plot_samples`: final samples over the contours of the exact data density;
-* :func:`plot_w2_vs_nfe`: exact Wasserstein-2 error against the number of function evaluations,
-  log-log, one curve per solver.
+* :func:`plot_w2_vs_nfe`: W2 error against the number of function evaluations, log-log, one
+  curve per solver: exact, or estimated from samples with its noise floor drawn.
 
-And the small computations behind the last picture (they may move into the engine):
-
-* :func:`matched_gaussian`: the Gaussian with a mixture's mean and covariance;
-* :func:`exact_w2`: the exact W2 between a solver's output law and Gaussian data
-  (:func:`diffkit.samplers.sampler_law`; DESIGN.md, "The oracles");
-* :func:`w2_vs_nfe`: that error over a list of step counts, with each run's NFE;
-* :func:`fitted_order`: the least-squares slope of ``-log W2`` against ``log NFE``.
+``matched_gaussian``, ``exact_w2``, ``w2_vs_nfe`` and ``fitted_order`` live in
+:mod:`diffkit.sampler_error`; they stay importable from here.
 """
 
 from __future__ import annotations
@@ -30,13 +26,13 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from .. import analytic as _analytic
 from .. import paths as _paths
+from ..sampler_error import asymptotic_order, exact_w2, fitted_order, matched_gaussian, w2_vs_nfe
 from .paths import density_extent, density_grid
 
 __all__ = [
     "SOLVER_COLORS",
-    "matched_gaussian",
+    "matched_gaussian",  # from diffkit.sampler_error, kept importable here
     "exact_w2",
     "w2_vs_nfe",
     "fitted_order",
@@ -64,64 +60,7 @@ SOLVER_COLORS = {
 STOCHASTIC = ("ddpm", "euler-maruyama", "pc")
 
 
-# -- computations ------------------------------------------------------------------------------
-def matched_gaussian(dist) -> _analytic.Gaussian:
-    """The Gaussian with the same mean and covariance as ``dist`` (a Gaussian or a Gaussian
-    mixture): ``m = sum_k w_k m_k``, ``S = sum_k w_k (C_k + m_k m_k^T) - m m^T`` (law of total
-    covariance). For Gaussian data a deterministic sampler's output law is exact
-    (:func:`diffkit.samplers.sampler_law`); this is the Gaussian the demo and lesson use as a
-    stand-in for a mixture when they report an exact W2."""
-    if isinstance(dist, _analytic.Gaussian):
-        return dist
-    return dist.moment_matched()
-
-
-def exact_w2(solver: str, path, data: _analytic.Gaussian, steps: int = 10, grid="logsnr",
-             **options) -> float:
-    """Exact W2 between ``solver``'s output law and the Gaussian ``data``, both exact: the run
-    starts from the exact marginal at the grid's first time and uses ``data``'s exact denoiser
-    (:func:`diffkit.samplers.sampler_moments`), so this is the pure discretisation error. A
-    degenerate output law (a point mass, say) is measured too: W2 needs only ``data``'s
-    covariance to be positive definite."""
-    from ..samplers import sampler_moments
-
-    return float(_analytic.w2_gaussian(data, sampler_moments(solver, path, data, steps=steps,
-                                                              grid=grid, **options)))
-
-
-def w2_vs_nfe(solver: str, path, data: _analytic.Gaussian, steps: Sequence[int],
-              grid="logsnr", **grid_options) -> tuple[list[int], list[float]]:
-    """``(nfe, w2)`` of ``solver`` at each step count of ``steps``: the number of denoiser calls
-    of a run (counted by :func:`diffkit.samplers.sample`) and its exact W2 to ``data``
-    (:func:`exact_w2`). ``grid`` is a grid name; ``grid_options`` go to
-    :func:`diffkit.paths.grid` (e.g. ``logsnr_max``)."""
-    from ..samplers import sample
-
-    path = _paths.get(path)
-    one = torch.zeros(1, data.dim, dtype=data.mean.dtype)
-    nfes, w2s = [], []
-    for n in steps:
-        ts = _paths.grid(grid, int(n), path, **grid_options)
-        # the NFE of a fixed-grid solver does not depend on the denoiser: count it on a free one
-        nfes.append(sample(_identity, path, one, solver=solver, grid=ts,
-                           generator=torch.Generator().manual_seed(0)).nfe)
-        w2s.append(exact_w2(solver, path, data, grid=ts))
-    return nfes, w2s
-
-
-def _identity(x, t):
-    return x
-
-
-def fitted_order(nfe: Sequence[float], w2: Sequence[float]) -> float:
-    """The empirical convergence order ``p`` in ``W2 ~ C NFE^-p``: minus the least-squares slope
-    of ``log W2`` against ``log NFE`` (two points: ``log(W2_1/W2_2) / log(NFE_2/NFE_1)``)."""
-    x, y = np.log(np.asarray(nfe, dtype=float)), np.log(np.asarray(w2, dtype=float))
-    if x.size < 2:
-        raise ValueError("fitted_order needs at least two points")
-    return float(-np.polyfit(x, y, 1)[0])
-
-
+# -- the one transformation the pictures apply ---------------------------------------------
 def scaled_trajectories(xs: torch.Tensor, ts: torch.Tensor, path) -> np.ndarray:
     """``xs [T+1, n, d]`` at the times ``ts [T+1]`` divided by ``sqrt(alpha_t^2 + sigma_t^2)``
     (1 on VP paths): every path then starts near unit scale and ends on the data."""
@@ -136,7 +75,7 @@ def _axes(ax, size=(4.6, 4.4), right=0.97):
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=size)
-    fig.subplots_adjust(left=0.13, right=right, bottom=0.11, top=0.91)
+    fig.subplots_adjust(left=0.14, right=right, bottom=0.13, top=0.91)
     return fig, fig.subplots()
 
 
@@ -147,8 +86,8 @@ def plot_trajectories(xs: torch.Tensor, ts: torch.Tensor, path, *, ax=None,
 
     ``xs [T+1, n, 2]`` are the states at the grid times ``ts [T+1]`` (``SampleResult.xs`` and
     ``.ts``), shown scaled (:func:`scaled_trajectories`); the first ``max_paths`` are drawn as
-    lines coloured by ``t`` (yellow near the prior, purple at the data), with every end point as
-    a dot. ``data`` (optional, 2D Gaussian or mixture): its exact density as faint contours;
+    lines coloured by ``t`` (yellow near the prior, purple at the data); grey dots mark the
+    starts of the lines drawn, black dots every end point (the samples). ``data`` (optional, 2D Gaussian or mixture): its exact density as faint contours;
     ``colorbar``: a colour bar for ``t`` beside the axes.
     """
     fig, ax = _axes(ax, size=(5.0, 4.4), right=0.9)
@@ -179,6 +118,8 @@ def plot_trajectories(xs: torch.Tensor, ts: torch.Tensor, path, *, ax=None,
         cb.set_label("t", fontsize=9, rotation=0, labelpad=6)
         cb.ax.tick_params(labelsize=7)
     ax.set_title(title or r"trajectories, $x_t/\sqrt{\alpha_t^2+\sigma_t^2}$", fontsize=10)
+    ax.set_xlabel(r"$x_1/\sqrt{\alpha_t^2+\sigma_t^2}$", fontsize=9)
+    ax.set_ylabel(r"$x_2/\sqrt{\alpha_t^2+\sigma_t^2}$", fontsize=9, labelpad=1)
     ax.tick_params(labelsize=8)
     return fig
 
@@ -201,38 +142,67 @@ def plot_samples(samples: torch.Tensor, data, *, ax=None, n_grid: int = 128, ext
     ax.set_xlim(box[0], box[1])
     ax.set_ylim(box[2], box[3])
     ax.set_title(title or "samples (red) on the exact data density", fontsize=10)
+    ax.set_xlabel("$x_1$", fontsize=9)
+    ax.set_ylabel("$x_2$", fontsize=9, labelpad=1)
     ax.tick_params(labelsize=8)
     return fig
 
 
 def plot_w2_vs_nfe(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
                    highlight: str | None = None, point: tuple[float, float] | None = None,
-                   ax=None, orders: bool = True, title: str | None = None) -> Figure:
-    """Exact W2 against NFE on log-log axes: ``curves[solver] = (nfe, w2)``.
+                   ax=None, orders: bool = True, order_points: int = 2, exact: bool = True,
+                   floor: tuple[float, float, int] | None = None,
+                   point_floor: tuple[float, int] | None = None,
+                   title: str | None = None, legend_size: float = 8.5) -> Figure:
+    """W2 against NFE on log-log axes: ``curves[solver] = (nfe, w2)``.
 
-    ``highlight``: the solver drawn bold (the others thin); ``point``: an ``(nfe, w2)`` marker
-    (the run being shown); ``orders``: the legend gives each curve's order measured between its
-    last two points (:func:`fitted_order`). Stochastic solvers are dashed.
+    ``exact``: the curves are exact W2 (closed form, Gaussian data); otherwise they are
+    optimal-transport estimates from samples (:func:`diffkit.sampler_error.sample_w2`) and the
+    axis says so. ``floor = (mean, std, n)``: the estimate's noise floor with ``n`` points
+    (:func:`diffkit.sampler_error.empirical_w2_floor`), drawn as a grey band; ``point_floor =
+    (mean, n)``: the floor at the size of the run ``point``, dotted, when it differs.
+    ``highlight``: the solver drawn bold (the others thin); ``point``: an ``(nfe, w2)`` star (the
+    run being shown); ``orders``: the legend gives each curve's order, minus the least-squares
+    slope over its last ``order_points`` points (:func:`diffkit.sampler_error.asymptotic_order`),
+    and its title says so. Stochastic solvers are dashed.
     """
-    fig, ax = _axes(ax, size=(6.4, 4.4), right=0.7)
+    fig, ax = _axes(ax, size=(7.4, 4.4), right=0.66)
     for name, (nfe, w2) in curves.items():
         nfe, w2 = np.asarray(nfe, dtype=float), np.asarray(w2, dtype=float)
         ok = np.isfinite(w2) & (w2 > 0)
         if not ok.any():
             continue
         label = name
-        if orders and ok.sum() >= 2:
-            label += f" (order {fitted_order(nfe[ok][-2:], w2[ok][-2:]):.1f})"
+        if orders and ok.sum() >= order_points:
+            label += f"  {asymptotic_order(nfe, w2, order_points):.1f}"
         bold = highlight is None or name == highlight
         ax.loglog(nfe[ok], w2[ok], marker="o" if bold else ".", color=SOLVER_COLORS.get(name),
-                  lw=2.2 if bold else 0.9, ms=4 if bold else 3, alpha=1.0 if bold else 0.55,
+                  lw=2.2 if bold else 1.0, ms=4 if bold else 3, alpha=1.0 if bold else 0.6,
                   ls="--" if name in STOCHASTIC else "-", label=label, zorder=3 if bold else 2)
+    if floor is not None:
+        mean, std, n = floor
+        ax.axhspan(max(mean - 2 * std, 1e-300), mean + 2 * std, color="0.5", alpha=0.25, lw=0,
+                   zorder=1)
+        ax.axhline(mean, color="0.35", lw=1.0, ls=":", zorder=1,
+                   label=f"noise floor, {int(n)} pts\n(band: ±2 sd)")
+    if point_floor is not None and (floor is None or int(point_floor[1]) != int(floor[2])):
+        ax.axhline(point_floor[0], color="black", lw=0.9, ls="--", zorder=1,
+                   label=f"floor at {int(point_floor[1])} pts")
     if point is not None and math.isfinite(point[1]) and point[1] > 0:
         ax.loglog([point[0]], [point[1]], marker="*", ms=14, color="black", ls="none",
                   zorder=4, label="this run")
     ax.set_xlabel("NFE (denoiser calls)")
-    ax.set_ylabel("exact W2 to the data")
+    ax.set_ylabel("exact W2 to the data" if exact else "W2 estimate (samples vs fresh data)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
-    ax.set_title(title or "exact W2 against NFE", fontsize=10)
+    head = ("solver  order*" if orders else "solver")
+    leg = ax.legend(fontsize=legend_size, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                    borderaxespad=0.0, title=head, title_fontsize=legend_size)
+    leg._legend_box.align = "left"
+    if orders:
+        which = "two" if order_points == 2 else str(order_points)
+        ax.annotate(f"*order: minus the log-log slope\nover each curve's last {which} points",
+                    xy=(1.02, 0.0), xycoords="axes fraction", fontsize=legend_size - 1,
+                    va="bottom", ha="left", color="0.3")
+    ax.set_title(title or ("exact W2 against NFE" if exact else "W2 estimate against NFE"),
+                 fontsize=10)
     return fig
