@@ -57,7 +57,7 @@ def _check_enumeration(vocab: int, length: int, name: str = "length") -> None:
     for _ in range(length):
         count *= vocab
         if count > MAX_SEQUENCES:
-            raise ValueError(f"{name}={length} with {vocab} tokens gives {vocab}**{length} sequences to "
+            raise ValueError(f"vocab={vocab} and {name}={length} give vocab**{name} sequences to "
                              f"enumerate; at most {MAX_SEQUENCES} are allowed")
 
 
@@ -77,8 +77,8 @@ def logits_from_probs(probs: Tensor, width: int) -> Tensor:
     """Log-probabilities ``[..., V]`` padded with ``-inf`` up to ``width`` entries (the mask's
     and any other non-token id's logit is ``-inf``, so softmax gives back ``probs``)."""
     probs = _checks.tensor("probs", probs, convert=True, floating=True, min_dim=1)
-    if probs.numel() and bool((probs < 0).any()):
-        raise ValueError("probs must be non-negative")
+    if probs.numel() and (bool((probs < 0).any()) or bool((probs.sum(-1) <= 0).any())):
+        raise ValueError("probs must be non-negative with positive mass in every row (its last axis)")
     v = probs.shape[-1]
     width = _checks.integer("width", width, 1, MAX_WIDTH)
     if width < v:
