@@ -19,10 +19,7 @@ function, a dict of valid arguments, and ``argument=family`` for each argument t
                   n=integer(0, data.MAX_N))
 
 A method is a bound method (``rows("Gaussian.score", G.score, ...)``); a positional-only or
-computed call is a lambda taking the argument by keyword. A defect known to be fixed on another
-branch is listed in :data:`KNOWN_DEFECTS` (row id -> reason), which marks that row
-``xfail(strict=True)``: once the fix is merged the row passes, the strict mark fails, and the
-entry is removed.
+computed call is a lambda taking the argument by keyword.
 """
 
 from __future__ import annotations
@@ -267,57 +264,8 @@ TABLE += [row("load_checkpoint", train.load_checkpoint, {}, "path",
               anything(3.5, "/nonexistent/ckpt", "", "\x00bad"), aliases=("checkpoint", "nonexistent"),
               errors=(FileNotFoundError,))]
 
-#: rows that fail until a fix merged from another branch lands: row id -> reason. Those in
-#: ``KNOWN_HANGS`` hang or exhaust memory before the fix, so they are not run (``run=False``):
-#: remove both entries once the fix is merged, and the rows run again.
-_DISCRETE = ("diffkit.discrete validates its arguments and bounds its loops on the branch that owns "
-             "it; before that merge this row breaks the contract")
-_TRAIN = ("diffkit.train validates its arguments on the branch that owns it; before that merge "
-          "this row breaks the contract")
-KNOWN_DEFECTS: dict[str, str] = {
-    **{f"decode/{a}": _DISCRETE for a in ("model", "prompt", "gen_length", "mask_id", "steps",
-                                          "block_length", "temperature")},
-    **{f"decode[{s}]/temperature": _DISCRETE for s in discrete.strategies()},
-    **{r: _DISCRETE for r in (
-        "decode[threshold]/threshold", "decode[factor]/factor", "decode[prophet]/gap",
-        "decode[draft-verify]/draft", "num_transfer_tokens/masked", "num_transfer_tokens/steps",
-        "HMMLanguage/initial", "HMMLanguage/transition", "HMMLanguage/emission",
-        "HMMLanguage.random/states", "HMMLanguage.random/vocab", "HMMLanguage.random/concentration",
-        "HMMLanguage.sample/n", "HMMLanguage.sample/length", "HMMLanguage.log_prob/tokens",
-        "HMMLanguage.marginals/tokens", "HMMLanguage.marginals/mask_id", "HMMLanguage.as_model/mask_id",
-        "HMMLanguage.completion_law/gen_length", "HMMLanguage.entropy/length", "all_sequences/vocab",
-        "all_sequences/length", "get_task/symbols", "get_task/length",
-        "nelbo_weight/t", "mask_tokens/x0", "mask_tokens/t", "mask_tokens/mask_id",
-        "mdlm_loss/model", "mdlm_loss/x0", "mdlm_loss/t_min", "ancestral_sample/model",
-        "ancestral_sample/prompt", "ancestral_sample/length", "ancestral_sample/mask_id",
-        "ancestral_sample/steps", "ancestral_sample/temperature", "output_law/gen_length",
-        "output_law/temperature", "output_law/max_states", "monte_carlo/n", "monte_carlo/gen_length",
-        "bits_to_rounds/information_bits", "bits_to_rounds/budget_bits", "strategy_grid/gen_length",
-        "strategy_grid/block_length", "logits_from_probs/probs", "logits_from_probs/width", "total_variation/q")},
-    **{r: _TRAIN for r in (
-        "train/log_every", "train/steps", "train/lr", "train/weight_decay", "train/warmup", "train/grad_clip",
-        "train/ema_decay", "train/model", "train/loss_fn", "lr_at/step", "lr_at/steps", "lr_at/lr",
-        "lr_at/warmup", "lr_at/min_ratio", "EMA/model", "EMA/decay", "load_checkpoint/path")},
-}
-KNOWN_HANGS = {
-    "decode/gen_length", "decode/steps", "decode[threshold]/temperature", "decode[factor]/temperature",
-    "num_transfer_tokens/steps", "HMMLanguage.random/states", "HMMLanguage.random/vocab",
-    "HMMLanguage.sample/n", "HMMLanguage.sample/length", "HMMLanguage.completion_law/gen_length",
-    "HMMLanguage.entropy/length", "all_sequences/vocab", "all_sequences/length",
-    "ancestral_sample/length", "ancestral_sample/steps", "output_law/gen_length", "monte_carlo/n",
-    "monte_carlo/gen_length", "strategy_grid/gen_length", "logits_from_probs/width", "train/steps",
-    "train/warmup", "train/log_every", "train/lr", "train/weight_decay"}
-
-
 def _params(table):
-    out = []
-    for r in table:
-        marks = list(r.marks)
-        if r.id in KNOWN_DEFECTS:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[r.id],
-                                           run=r.id not in KNOWN_HANGS))
-        out.append(pytest.param(r, id=r.id, marks=marks))
-    return out
+    return [pytest.param(r, id=r.id, marks=list(r.marks)) for r in table]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -325,12 +273,12 @@ def _report(request):
     """One intra-op thread (tiny tensors), and the case count printed when the module ends."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    _train(steps=1)  # the first optimiser step initialises lazily (seconds under load): not a hang
     yield
     torch.set_num_threads(threads)
     total = sum(COUNTS.values())
     line = (f"fuzz: {total} cases over {len(TABLE)} rows: {COUNTS['refused']} refused by name, "
-            f"{COUNTS['returned']} returned finite output, {COUNTS['failed']} broke the contract"
-            f" (and {COUNTS['known-failed']} in rows marked as known defects)")
+            f"{COUNTS['returned']} returned finite output, {COUNTS['failed']} broke the contract")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:
@@ -345,21 +293,18 @@ def _report(request):
 def test_bad_values(case: Row):
     """Every explicit bad value of the row: a finite result or a ValueError/TypeError naming the
     argument, within the time limit."""
-    known = case.id in KNOWN_DEFECTS
-    problems = [p for v in case.family.values if (p := check(case, v, known)) is not None]
+    problems = [p for v in case.family.values if (p := check(case, v)) is not None]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("case", _params([r for r in TABLE if r.family.strategy is not None
-                                          and r.id not in KNOWN_DEFECTS]))
+@pytest.mark.parametrize("case", _params([r for r in TABLE if r.family.strategy is not None]))
 @settings(max_examples=GENERATED, deadline=None, database=None,
           phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure prints its value as drawn
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_generated_bad_values(case: Row, data):
-    """More bad values of the row's kind, drawn by hypothesis (rows with a known defect are
-    tried with their explicit values only, until the fix is merged)."""
+    """More bad values of the row's kind, drawn by hypothesis."""
     value = data.draw(case.family.strategy, label=case.argument)
     problem = check(case, value)
     assert problem is None, problem

@@ -464,6 +464,9 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
                     threshold, schedule, eps, alg_temp, rank_dtype, cfg_scale, eos_id, eos_penalty,
                     strategy_options)
     prompt = cfg.prompt
+    vocab = getattr(model, "vocab_size", None)
+    if isinstance(vocab, int) and prompt.numel() and int(prompt.max()) >= vocab:
+        raise ValueError(f"prompt token ids must be < the model's vocab_size {vocab}; got {int(prompt.max())}")
     batch, plen = prompt.shape
     x = torch.cat([prompt, torch.full((batch, cfg.plan.gen_length), cfg.mask_id, dtype=torch.long,
                                       device=prompt.device)], 1)

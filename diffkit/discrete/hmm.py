@@ -62,7 +62,12 @@ def _check_enumeration(vocab: int, length: int, name: str = "length") -> None:
 
 
 def _as_prob(x, name: str, dims: int) -> Tensor:
-    t = _checks.tensor(name, x, convert=True, floating=True).to(torch.float64).clone()
+    if not isinstance(x, Tensor) and isinstance(x, (list, tuple)):
+        try:  # lists straight to float64 (through float32 they would lose digits)
+            x = torch.tensor(x, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+            raise TypeError(f"{name} must be a tensor or an array of numbers ({e})") from None
+    t = _checks.tensor(name, x, convert=True).to(torch.float64).clone()
     if t.dim() != dims:
         raise ValueError(f"{name} must have {dims} dimension(s), got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all() or (t < 0).any():
@@ -102,6 +107,11 @@ class OracleModel:
         self.mask_id = int(mask_id)
         self.width = max(oracle.vocab_size, self.mask_id + 1)
         self.calls = 0
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of real tokens of the oracle (a prompt's ids must lie below it)."""
+        return self.oracle.vocab_size
 
     def __call__(self, tokens: Tensor) -> Tensor:
         self.calls += 1

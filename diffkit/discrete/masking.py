@@ -164,6 +164,9 @@ def mdlm_loss(model: Callable, x0: Tensor, mask_id: int, schedule="linear", t: O
     mask_id = _checks.integer("mask_id", mask_id, 0)
     if bool((x0 == mask_id).any()):
         raise ValueError(f"x0 must be clean data: it contains mask_id={mask_id}")
+    vocab = getattr(model, "vocab_size", None)
+    if isinstance(vocab, int) and x0.numel() and int(x0.max()) >= vocab:
+        raise ValueError(f"x0 token ids must be < the model's vocab_size {vocab}; got {int(x0.max())}")
     t_min = _checks.real("t_min", t_min, 0.0, 1.0)
     batch = x0.shape[0]
     if t is not None:
@@ -226,6 +229,9 @@ def ancestral_sample(model: Callable, prompt: Tensor, length: int, mask_id: int,
         prompt = prompt.unsqueeze(0)
     if (prompt == mask_id).any():
         raise ValueError("prompt contains mask_id")
+    vocab = getattr(model, "vocab_size", None)
+    if isinstance(vocab, int) and prompt.numel() and int(prompt.max()) >= vocab:
+        raise ValueError(f"prompt token ids must be < the model's vocab_size {vocab}; got {int(prompt.max())}")
     sched = get_schedule(schedule)
     batch = prompt.shape[0]
     x = torch.cat([prompt, torch.full((batch, length), mask_id, dtype=torch.long, device=prompt.device)], 1)
