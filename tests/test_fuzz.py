@@ -24,6 +24,7 @@ computed call is a lambda taking the argument by keyword.
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -51,6 +52,7 @@ import diffkit
 from diffkit import analytic, discrete, paths, samplers, train
 
 F64 = torch.float64
+DECODING = importlib.import_module("diffkit.discrete.decode")  # the module (discrete.decode is the function)
 NAN, INF = math.nan, math.inf
 
 #: cases per row drawn by hypothesis on top of the explicit ones
@@ -171,7 +173,8 @@ TOKENS = tensor((1, 2), floating=False, low=0, high=V - 1)
 TOKENS_ONLY = dict(output=lambda out: out.tokens)  # a round's confidences are nan where not scored
 TABLE += rows("decode", discrete.decode, DECODE, **TOKENS_ONLY, model=function(), prompt=TOKENS,
               gen_length=integer(1) + HUGE, mask_id=integer(0) + Family((None, 0, 3.5, "3")),
-              steps=integer(1) + HUGE, strategy=name(), block_length=integer(1) + HUGE + Family((3,)),
+              steps=integer(1, DECODING.MAX_STEPS) + HUGE, strategy=name(),
+              block_length=integer(1) + HUGE + Family((3,)),
               temperature=real(0.0, allow_inf=False), generator=generator())
 for strategy in discrete.strategies():
     TABLE += rows(f"decode[{strategy}]", discrete.decode, {**DECODE, "strategy": strategy}, **TOKENS_ONLY,
@@ -185,7 +188,7 @@ TABLE += rows("decode[prophet]", discrete.decode, {**DECODE, "strategy": "prophe
 TABLE += rows("decode[draft-verify]", discrete.decode, {**DECODE, "strategy": "draft-verify"}, **TOKENS_ONLY,
               draft=integer(1) + HUGE)
 TABLE += rows("num_transfer_tokens", discrete.num_transfer_tokens, dict(masked=torch.tensor([4]), steps=2),
-              masked=anything(torch.tensor([-1]), torch.tensor([0.5])), steps=integer(1) + HUGE)
+              masked=anything(torch.tensor([-1]), torch.tensor([0.5])), steps=integer(1, DECODING.MAX_LENGTH))
 PROBS = HMM.initial
 TABLE += rows("HMMLanguage", discrete.HMMLanguage,
               dict(initial=HMM.initial, transition=HMM.transition, emission=HMM.emission),
@@ -193,9 +196,11 @@ TABLE += rows("HMMLanguage", discrete.HMMLanguage,
               transition=anything(torch.full_like(HMM.transition, NAN)),
               emission=anything(torch.full_like(HMM.emission, INF)))
 TABLE += rows("HMMLanguage.random", discrete.HMMLanguage.random, dict(states=2, vocab=3),
-              states=integer(1) + HUGE, vocab=integer(1) + HUGE, concentration=real(0.0, low_open=True))
-TABLE += rows("HMMLanguage.sample", HMM.sample, dict(n=2, length=3), n=integer(0) + HUGE,
-              length=integer(0) + HUGE, generator=generator())
+              states=integer(1, discrete.hmm.MAX_STATES), vocab=integer(1, discrete.hmm.MAX_VOCAB),
+              concentration=real(0.0, low_open=True))
+TABLE += rows("HMMLanguage.sample", HMM.sample, dict(n=2, length=3), n=integer(0, discrete.hmm.MAX_TOKENS),
+              length=integer(0, discrete.hmm.MAX_TOKENS) + Family((discrete.hmm.MAX_TOKENS,)),
+              generator=generator())
 TABLE += rows("HMMLanguage.log_prob", HMM.log_prob, dict(tokens=torch.tensor([[0, 1, 2]])),
               tokens=tensor((1, 3), floating=False, low=0, high=V - 1))
 TABLE += rows("HMMLanguage.marginals", HMM.marginals, dict(tokens=torch.tensor([[0, V, 2]]), mask_id=V),
@@ -207,7 +212,7 @@ TABLE += rows("HMMLanguage.entropy", HMM.entropy, dict(length=2), length=integer
 TABLE += rows("all_sequences", discrete.all_sequences, dict(vocab=2, length=2), vocab=integer(1) + HUGE,
               length=integer(0) + HUGE)
 TABLE += rows("get_task", discrete.get_task, dict(name="copy"), aliases={"name": ("task",)}, name=name(),
-              symbols=integer(2) + HUGE, length=integer(1) + HUGE)
+              symbols=integer(2, discrete.tasks.MAX_SYMBOLS), length=integer(1, discrete.tasks.MAX_TASK_LENGTH))
 TABLE += rows("get_schedule", discrete.get_schedule, {}, aliases={"name": ("schedule",)}, name=name())
 TABLE += rows("nelbo_weight", discrete.nelbo_weight, dict(t=0.5), t=TIME, schedule=name())
 TABLE += rows("mask_tokens", discrete.mask_tokens, dict(x0=torch.tensor([[0, 1, 2]]), t=0.5, mask_id=V),
@@ -218,11 +223,11 @@ TABLE += rows("mdlm_loss", discrete.mdlm_loss, dict(model=MODEL, x0=torch.tensor
               t_min=real(0.0, 1.0, low_open=True), reduction=name())
 TABLE += rows("ancestral_sample", discrete.ancestral_sample,
               dict(model=MODEL, prompt=PROMPT, length=3, mask_id=V, steps=3),
-              model=function(), prompt=TOKENS, length=integer(0) + HUGE, mask_id=integer(0) + Family((3.5,)),
-              steps=integer(1) + HUGE, schedule=name(), temperature=real(0.0, low_open=True))
+              model=function(), prompt=TOKENS, length=integer(0, discrete.masking.MAX_LENGTH),
+              mask_id=integer(0) + Family((3.5,)), steps=integer(1, discrete.masking.MAX_STEPS), schedule=name(), temperature=real(0.0, low_open=True))
 TABLE += rows("output_law", discrete.output_law, dict(oracle=HMM, prompt=torch.tensor([0]), gen_length=2),
               gen_length=integer(1) + HUGE, strategy=name(), temperature=real(0.0),
-              max_states=integer(1) + Family((10**12,)))
+              max_states=integer(1, discrete.walk.MAX_WALK_STATES))
 TABLE += rows("monte_carlo", discrete.monte_carlo, dict(oracle=HMM, prompt=torch.tensor([0]), gen_length=2, n=4),
               n=integer(1) + HUGE, gen_length=integer(1) + HUGE, strategy=name())
 TABLE += rows("bits_to_rounds", discrete.bits_to_rounds, dict(information_bits=4.0, budget_bits=2.0),
@@ -249,14 +254,14 @@ def _train(**kwargs):
     return train.train(model, loss_fn, progress=False, **kwargs)
 
 
-TABLE += rows("train", _train, dict(steps=2), steps=integer(1) + HUGE, lr=real(0.0, low_open=True),
-              weight_decay=real(0.0), warmup=integer(0) + HUGE,
+TABLE += rows("train", _train, dict(steps=2), steps=integer(1, train.MAX_STEPS), lr=real(0.0, low_open=True),
+              weight_decay=real(0.0), warmup=integer(0, train.MAX_STEPS),
               grad_clip=real(0.0, low_open=True) + Family((-1.0,)), ema_decay=real(0.0, 1.0, high_open=True),
-              log_every=integer(1) + HUGE)
+              log_every=integer(1, train.MAX_STEPS))
 TABLE += rows("train", lambda **kw: train.train(**kw), dict(model=_tiny_model(), steps=2, progress=False,
               loss_fn=lambda m: m(torch.ones(4, 2)).pow(2).mean()), model=anything(), loss_fn=function())
-TABLE += rows("lr_at", train.lr_at, dict(step=3, steps=10, lr=1e-3), step=integer(0) + HUGE,
-              steps=integer(1) + HUGE, lr=real(0.0, low_open=True), warmup=integer(0),
+TABLE += rows("lr_at", train.lr_at, dict(step=3, steps=10, lr=1e-3), step=integer(0, train.MAX_STEPS),
+              steps=integer(1, train.MAX_STEPS), lr=real(0.0, low_open=True), warmup=integer(0, train.MAX_STEPS),
               min_ratio=real(0.0, 1.0))
 TABLE += rows("EMA", train.EMA, dict(model=_tiny_model()), model=anything(),
               decay=real(0.0, 1.0, high_open=True))
