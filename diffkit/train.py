@@ -366,6 +366,7 @@ def fit(model: nn.Module, data, path, loss: str = "dsm", target: str = "eps", *,
     from .views import as_denoiser
 
     _check_fit_args(model, data, loss, target, steps, batch_size, lr, labels, label_dropout, ema_decay, autocast)
+    steps, batch_size = _check_steps(steps), _check_steps(batch_size, "batch_size")  # whole floats as ints
     path = _paths.get(path)
     param = next(model.parameters())
     device = torch.device(device) if device is not None else param.device
