@@ -18,10 +18,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from apps import dllm_tab, learned_tab, paths_tab, samplers_tab  # noqa: E402
+from apps import digits_tab, dllm_tab, learned_tab, paths_tab, samplers_tab  # noqa: E402
 
 #: the tabs, in order; append a module to add a demo
-TABS = [paths_tab, samplers_tab, learned_tab, dllm_tab]
+TABS = [paths_tab, samplers_tab, learned_tab, digits_tab, dllm_tab]
 
 CONCURRENCY = 2  # events of one endpoint computed at once (the machine has 2 cores)
 MAX_QUEUE = 64  # requests waiting beyond that; more are refused

@@ -15,7 +15,8 @@ to write elsewhere).
                        matching, predicts the ``velocity``
 ``moons``              ``TimeMLP`` on 20,000 fixed points of ``moons``, ``linear`` path, CFM
 ``digits``             a class-conditional :class:`~diffkit.nn.UNet` on the digits train split
-                       (``vp-cosine``, DSM, ``eps``; 10 classes and the null label)
+                       (``vp-cosine``, DSM, ``eps``; 10 classes and the null label); its denoiser
+                       clips the predicted ``x0`` to the data range ``[-1, 1]``
 ``digits-classifier``  :class:`~diffkit.nn.Classifier` on the digits train split, the judge of
                        the digit samples (accuracy, digits FID)
 =====================  ==========================================================================
@@ -66,7 +67,8 @@ RECIPES: dict = {
                   n_train=20_000, path="linear", loss="cfm", target="velocity", steps=2000, batch_size=256,
                   lr=3e-3, warmup=100, ema_decay=0.995, seed=0),
     "digits": dict(kind="denoiser", net="UNet", arch=dict(channels=1, base=16, mults=[1, 2, 2], num_classes=10),
-                   data="digits", path="vp-cosine", loss="dsm", target="eps", steps=3000, batch_size=128,
+                   data="digits", path="vp-cosine", loss="dsm", target="eps", x0_range=[-1.0, 1.0],
+                   steps=3000, batch_size=128,
                    lr=2e-3, warmup=100, ema_decay=0.999, label_dropout=0.1, seed=0),
     "digits-classifier": dict(kind="classifier", net="Classifier", arch=dict(channels=1, size=8, num_classes=10),
                               data="digits", steps=1500, batch_size=128, lr=2e-3, warmup=50, seed=0),
@@ -111,7 +113,8 @@ class Pretrained:
         class-conditional ``digits`` model, ``None`` for the unconditional denoiser."""
         if self.config.get("kind") != "denoiser":
             raise ValueError(f"{self.name!r} is a {self.config.get('kind')}, not a denoiser")
-        return LearnedDenoiser(self.net, self.config["target"], self.config["path"], labels)
+        return LearnedDenoiser(self.net, self.config["target"], self.config["path"], labels,
+                               x0_range=self.config.get("x0_range"))
 
 
 def load(name: str, device=None, directory: Optional[Path] = None) -> Pretrained:
@@ -125,7 +128,7 @@ def load(name: str, device=None, directory: Optional[Path] = None) -> Pretrained
 
 # ------------------------------------------------------------------------------------ training
 def _config(recipe: dict) -> dict:
-    keys = ("kind", "net", "arch", "data", "path", "loss", "target")
+    keys = ("kind", "net", "arch", "data", "path", "loss", "target", "x0_range")
     return {k: recipe[k] for k in keys if k in recipe}
 
 
@@ -175,7 +178,7 @@ def _measure(name: str, recipe: dict, net, fast: bool, directory: Path) -> dict:
     if recipe["kind"] == "classifier":
         xt, yt = _data.digits("test")
         return {"test_accuracy": _metrics.classifier_accuracy(net, xt, yt)}
-    D = LearnedDenoiser(net, recipe["target"], recipe["path"])
+    D = LearnedDenoiser(net, recipe["target"], recipe["path"], x0_range=recipe.get("x0_range"))
     if recipe["data"] in ("gmm8", "moons"):
         n = 500 if fast else 2000
         x1 = torch.randn(n, 2, generator=g, dtype=torch.float64)

@@ -204,11 +204,17 @@ class LearnedDenoiser:
     dtype than the network (float64 for exact checks): it is cast to the network's dtype and the
     result back. :func:`fit` and :func:`diffkit.pretrained.load` both return this wrapper.
 
-    Attributes: ``net``, ``target``, ``path``, ``labels``, ``result`` (the :class:`TrainResult` of
-    :func:`fit`, or ``None``).
+    ``x0_range=(low, high)`` clips the predicted ``x0`` to the range of the data (the "clipping" of
+    DDPM sampling, Ho et al. 2020, and static thresholding, Saharia et al. 2022): near ``t = 1`` an
+    ``eps`` or ``score`` prediction is multiplied by ``sigma / alpha`` on its way to ``x0``, and the
+    clip keeps that amplified error from leaving the data's range.
+
+    Attributes: ``net``, ``target``, ``path``, ``labels``, ``x0_range``, ``result`` (the
+    :class:`TrainResult` of :func:`fit`, or ``None``).
     """
 
-    def __init__(self, net: nn.Module, target: str, path, labels=None, result: Optional[TrainResult] = None):
+    def __init__(self, net: nn.Module, target: str, path, labels=None, result: Optional[TrainResult] = None,
+                 x0_range: Optional[tuple] = None):
         from . import paths as _paths
         from .views import KINDS
 
@@ -217,6 +223,12 @@ class LearnedDenoiser:
         self.net, self.target, self.path, self.result = net, target, _paths.get(path), result
         self.num_classes = getattr(net, "num_classes", None)
         self.labels = self._check_labels(labels)
+        if x0_range is not None:
+            lo, hi = (float(v) for v in x0_range)
+            if not lo < hi:
+                raise ValueError(f"x0_range must be (low, high) with low < high; got {x0_range!r}")
+            x0_range = (lo, hi)
+        self.x0_range = x0_range
 
     def _check_labels(self, labels):
         if labels is None:
@@ -233,7 +245,7 @@ class LearnedDenoiser:
 
     def with_labels(self, labels) -> "LearnedDenoiser":
         """The same network's denoiser for other ``labels`` (``None``: unconditional)."""
-        return LearnedDenoiser(self.net, self.target, self.path, labels, self.result)
+        return LearnedDenoiser(self.net, self.target, self.path, labels, self.result, self.x0_range)
 
     def _net_fn(self, x: Tensor, t) -> Tensor:
         p = next(self.net.parameters())
@@ -251,7 +263,8 @@ class LearnedDenoiser:
     def __call__(self, x: Tensor, t) -> Tensor:
         from .views import as_denoiser
 
-        return as_denoiser(self._net_fn, self.target, self.path)(x, t)
+        x0 = as_denoiser(self._net_fn, self.target, self.path)(x, t)
+        return x0 if self.x0_range is None else x0.clamp(*self.x0_range)
 
     def __repr__(self):
         lab = "unconditional" if self.labels is None else f"labels={self.labels.tolist()}"

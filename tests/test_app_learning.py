@@ -17,7 +17,7 @@ import torch
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from apps import hub, learned_tab
+from apps import digits_tab, hub, learned_tab
 from diffkit import data, metrics
 from diffkit import sample as run_sampler
 
@@ -91,3 +91,39 @@ def test_moons_says_there_is_no_exact_field_and_grades_by_w2(client):
 def test_learned_refuses_out_of_bounds_inputs(client, kw, message):
     with pytest.raises(AppError, match=message):
         _learned(client, **kw)
+
+
+@pytest.fixture(scope="module")
+def digits_client(hub_client):
+    if digits_tab not in hub.TABS:
+        pytest.fail("apps.digits_tab is not in apps.hub.TABS: register it")
+    return hub_client
+
+
+def _digits(client, **kw):
+    return client.predict(**dict(digits_tab.ENDPOINT.defaults, **kw), api_name="/" + digits_tab.API_NAME)
+
+
+@pytest.mark.parametrize("solver, steps, nfe", [("dpm++2m", 20, 20), ("heun", 6, 11), ("ddim", 10, 10)])
+def test_digits_accuracy_is_the_share_of_matching_readings(digits_client, solver, steps, nfe):
+    fig, values, note = _digits(digits_client, digit=7, solver=solver, steps=steps, rows=2)
+    _png(fig)
+    assert values["nfe"] == nfe and values["count"] == 16 and len(values["predicted"]) == 16
+    hits = sum(p == 7 for p in values["predicted"])
+    assert values["accuracy"] == pytest.approx(hits / 16)
+    assert sum(values["predicted_counts"]) == 16 and values["predicted_counts"][7] == hits
+    assert f"{hits} of 16" in note
+
+
+def test_digits_dpm_at_20_steps_mostly_reads_as_asked(digits_client):
+    _, values, _ = _digits(digits_client, digit=3, solver="dpm++2m", steps=20, rows=4)
+    assert values["accuracy"] >= 0.75
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(digit=10), "digit must be a whole number in 0..9"), (dict(rows=5), "rows must be"),
+    (dict(solver="rk4"), "solver must be one of"), (dict(steps=21), "steps must be"),
+])
+def test_digits_refuses_out_of_bounds_inputs(digits_client, kw, message):
+    with pytest.raises(AppError, match=message):
+        _digits(digits_client, **kw)

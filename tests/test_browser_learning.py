@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from apps import hub, learned_tab
+from apps import digits_tab, hub, learned_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 TIMEOUT_MS = 60_000
-TABS_TESTED = (learned_tab,)
+TABS_TESTED = (learned_tab, digits_tab)
 
 
 @pytest.fixture(params=[1400, 800], ids=["wide", "narrow"])
@@ -55,4 +55,24 @@ def test_learned_tab_switches_view(page, artifacts, wait_for_json, wait_until_id
         box = page.locator(sel).bounding_box()
         assert box is not None and box["width"] > 200 and box["height"] > 150
     page.screenshot(path=str(artifacts / f"hub_learned_{page.width}.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_digits_tab_draws_the_asked_digit(page, artifacts, wait_for_json, wait_until_idle):
+    page.get_by_role("tab", name=digits_tab.TITLE).click()
+    grid = page.locator("#digits-grid img")
+    grid.wait_for(state="visible", timeout=TIMEOUT_MS)
+    first = wait_for_json(page, "#digits-values", lambda v: True)
+    assert first["digit"] == digits_tab.DEFAULT["digit"]
+    before = grid.get_attribute("src")
+    box = page.locator("#digits-digit input[type=number]")
+    box.fill("7")
+    box.press("Enter")  # a slider's typed value runs on input
+    shown = wait_for_json(page, "#digits-values", lambda v: v["digit"] == 7, timeout_s=60)
+    assert shown["accuracy"] == pytest.approx(sum(p == 7 for p in shown["predicted"]) / shown["count"])
+    wait_until_idle(page)
+    assert grid.get_attribute("src") != before
+    bbox = grid.bounding_box()
+    assert bbox is not None and bbox["width"] > 250
+    page.screenshot(path=str(artifacts / f"hub_digits_{page.width}.png"), full_page=True)
     assert not page.errors, page.errors

@@ -130,3 +130,16 @@ def test_learned_denoiser_labels_are_checked():
         D.with_labels(torch.tensor([0, 1]))(x, 0.5)
     with pytest.raises(ValueError, match="unconditional"):
         train.LearnedDenoiser(TimeMLP(2, hidden=8, depth=1), "eps", PATH, labels=0)
+
+
+def test_x0_range_clips_the_prediction():
+    torch.manual_seed(0)
+    net = TimeMLP(2, hidden=8, depth=1)
+    D = train.LearnedDenoiser(net, "eps", PATH, x0_range=(-1.0, 1.0))
+    x = 5 * torch.randn(64, 2, dtype=torch.float64)
+    raw = train.LearnedDenoiser(net, "eps", PATH)(x, 0.9)
+    torch.testing.assert_close(D(x, 0.9), raw.clamp(-1, 1), rtol=0, atol=0)
+    assert float(raw.detach().abs().max()) > 1  # the clip did something
+    assert D.with_labels(None).x0_range == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="x0_range"):
+        train.LearnedDenoiser(net, "eps", PATH, x0_range=(1.0, -1.0))

@@ -41,11 +41,17 @@ def _np(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
-def _axes(ax, size):
+def _axes(ax, size, margins: dict | None = None):
     if ax is not None:
         return ax.figure, ax
     fig = Figure(figsize=size)
+    if margins:
+        fig.subplots_adjust(**margins)
     return fig, fig.subplots()
+
+
+#: room for the axis labels of a line plot drawn on its own figure
+_LINE_MARGINS = dict(left=0.15, right=0.97, bottom=0.16, top=0.9)
 
 
 def field_grid(extent: Sequence[float], n: int = 17, dtype=torch.float64) -> torch.Tensor:
@@ -116,7 +122,7 @@ def plot_error_over_t(ts, curves: Mapping[str, Sequence[float]], *, ax=None,
     """Learned-against-exact error curves over ``t``: ``curves[name]`` holds one value per entry of
     ``ts`` (for instance the mean squared distance between a learned denoiser and the exact one
     at each time). Non-positive values are left out on a log axis."""
-    fig, ax = _axes(ax, (5.6, 3.4))
+    fig, ax = _axes(ax, (5.6, 3.4), _LINE_MARGINS)
     t = _np(ts)
     if not curves:
         raise ValueError("curves must name at least one curve")
@@ -141,7 +147,7 @@ def plot_vs_nfe(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
                 reference: float | None = None, reference_label: str = "reference") -> Figure:
     """A quality figure against NFE: ``curves[name] = (nfe, values)``, one line each.
     ``reference``: a horizontal dashed line (the same figure for real data, say)."""
-    fig, ax = _axes(ax, (5.6, 3.4))
+    fig, ax = _axes(ax, (5.6, 3.4), _LINE_MARGINS)
     for j, (name, (nfe, values)) in enumerate(curves.items()):
         x, y = _np(nfe), _np(values)
         if x.shape != y.shape:
