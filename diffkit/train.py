@@ -30,10 +30,21 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EMA", "TrainResult", "train", "fit", "LOSSES", "LearnedDenoiser", "save_checkpoint", "load_checkpoint",
+from . import _checks
+
+__all__ = ["MAX_STEPS", "EMA", "TrainResult", "train", "fit", "LOSSES", "LearnedDenoiser", "save_checkpoint", "load_checkpoint",
            "read_checkpoint_info", "lr_at"]
 
 PathLike = Union[str, os.PathLike]
+
+#: the most optimiser steps (and warm-up steps) one :func:`train` call accepts: every step's loss
+#: is kept in :attr:`TrainResult.losses`
+MAX_STEPS = 10**7
+
+
+def _check_module(model, name: str = "model") -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module; got {type(model).__name__}")
 
 
 class EMA:
@@ -44,8 +55,8 @@ class EMA:
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999):
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        _check_module(model)
+        decay = _checks.real("decay", decay, 0.0, 1.0, high_open=True)
         self.decay = decay
         self.module = copy.deepcopy(model).eval()
         for p in self.module.parameters():
@@ -61,7 +72,14 @@ class EMA:
 
 def lr_at(step: int, steps: int, lr: float, warmup: int = 0, cosine: bool = True, min_ratio: float = 0.1) -> float:
     """Learning rate at ``step`` (0-based): linear warm-up over ``warmup`` steps, then cosine decay
-    from ``lr`` to ``min_ratio * lr`` at ``steps`` (constant ``lr`` if ``cosine`` is False)."""
+    from ``lr`` to ``min_ratio * lr`` at ``steps`` (constant ``lr`` if ``cosine`` is False).
+    ``step``, ``steps`` and ``warmup`` are at most :data:`MAX_STEPS`."""
+    step = _checks.integer("step", step, 0, MAX_STEPS)
+    steps = _checks.integer("steps", steps, 1, MAX_STEPS)
+    lr = _checks.real("lr", lr, 0.0, low_open=True)
+    warmup = _checks.integer("warmup", warmup, 0, MAX_STEPS)
+    cosine = _checks.boolean("cosine", cosine)
+    min_ratio = _checks.real("min_ratio", min_ratio, 0.0, 1.0)
     if warmup > 0 and step < warmup:
         return lr * (step + 1) / warmup
     if not cosine:
@@ -82,15 +100,11 @@ class TrainResult:
 
 
 def _check_steps(steps, name: str = "steps") -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{name} must be a positive integer; got {steps!r}")
-    return steps
+    return _checks.integer(name, steps, 1, MAX_STEPS)
 
 
 def _check_positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    return float(value)
+    return _checks.real(name, value, 0.0, low_open=True)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -111,14 +125,18 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module], Tensor], steps: int, 
     loss)`` is called after every step. The progress bar shows the running loss every ``log_every``
     steps (one host sync per ``log_every`` steps on a GPU).
     """
-    _check_steps(steps)
-    _check_positive(lr, "lr")
+    _check_module(model)
+    if not callable(loss_fn) or isinstance(loss_fn, Tensor):
+        raise TypeError(f"loss_fn must be callable (model -> scalar loss); got {type(loss_fn).__name__}")
+    steps = _check_steps(steps)
+    lr = _check_positive(lr, "lr")
     if grad_clip is not None:
-        _check_positive(grad_clip, "grad_clip")
-    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"weight_decay must be a finite number >= 0; got {weight_decay!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0; got {warmup!r}")
+        grad_clip = _check_positive(grad_clip, "grad_clip")
+    weight_decay = _checks.real("weight_decay", weight_decay, 0.0)
+    warmup = _checks.integer("warmup", warmup, 0, MAX_STEPS)
+    log_every = _checks.integer("log_every", log_every, 1, MAX_STEPS)
+    if ema_decay is not None:
+        ema_decay = _checks.real("ema_decay", ema_decay, 0.0, 1.0, high_open=True)
     inner = _unwrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     ema = EMA(inner, ema_decay) if ema_decay is not None else None
@@ -361,6 +379,7 @@ def fit(model: nn.Module, data, path, loss: str = "dsm", target: str = "eps", *,
     from .views import as_denoiser
 
     _check_fit_args(model, data, loss, target, steps, batch_size, lr, labels, label_dropout, ema_decay, autocast)
+    steps, batch_size = _check_steps(steps), _check_steps(batch_size, "batch_size")  # whole floats as ints
     path = _paths.get(path)
     param = next(model.parameters())
     device = torch.device(device) if device is not None else param.device
@@ -428,6 +447,10 @@ _TEMP_SUFFIX = ".tmp"
 
 
 def _stem(path: PathLike) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming a checkpoint; got {type(path).__name__}")
+    if not str(os.fspath(path)).strip():
+        raise ValueError(f"path must name a checkpoint file; got {path!r}")
     p = Path(path)
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 

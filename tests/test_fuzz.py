@@ -19,14 +19,12 @@ function, a dict of valid arguments, and ``argument=family`` for each argument t
                   n=integer(0, data.MAX_N))
 
 A method is a bound method (``rows("Gaussian.score", G.score, ...)``); a positional-only or
-computed call is a lambda taking the argument by keyword. A defect known to be fixed on another
-branch is listed in :data:`KNOWN_DEFECTS` (row id -> reason), which marks that row
-``xfail(strict=True)``: once the fix is merged the row passes, the strict mark fails, and the
-entry is removed.
+computed call is a lambda taking the argument by keyword.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -54,6 +52,7 @@ import diffkit
 from diffkit import analytic, discrete, paths, samplers, train
 
 F64 = torch.float64
+DECODING = importlib.import_module("diffkit.discrete.decode")  # the module (discrete.decode is the function)
 NAN, INF = math.nan, math.inf
 
 #: cases per row drawn by hypothesis on top of the explicit ones
@@ -174,7 +173,8 @@ TOKENS = tensor((1, 2), floating=False, low=0, high=V - 1)
 TOKENS_ONLY = dict(output=lambda out: out.tokens)  # a round's confidences are nan where not scored
 TABLE += rows("decode", discrete.decode, DECODE, **TOKENS_ONLY, model=function(), prompt=TOKENS,
               gen_length=integer(1) + HUGE, mask_id=integer(0) + Family((None, 0, 3.5, "3")),
-              steps=integer(1) + HUGE, strategy=name(), block_length=integer(1) + HUGE + Family((3,)),
+              steps=integer(1, DECODING.MAX_STEPS) + HUGE, strategy=name(),
+              block_length=integer(1) + HUGE + Family((3,)),
               temperature=real(0.0, allow_inf=False), generator=generator())
 for strategy in discrete.strategies():
     TABLE += rows(f"decode[{strategy}]", discrete.decode, {**DECODE, "strategy": strategy}, **TOKENS_ONLY,
@@ -188,7 +188,7 @@ TABLE += rows("decode[prophet]", discrete.decode, {**DECODE, "strategy": "prophe
 TABLE += rows("decode[draft-verify]", discrete.decode, {**DECODE, "strategy": "draft-verify"}, **TOKENS_ONLY,
               draft=integer(1) + HUGE)
 TABLE += rows("num_transfer_tokens", discrete.num_transfer_tokens, dict(masked=torch.tensor([4]), steps=2),
-              masked=anything(torch.tensor([-1]), torch.tensor([0.5])), steps=integer(1) + HUGE)
+              masked=anything(torch.tensor([-1]), torch.tensor([0.5])), steps=integer(1, DECODING.MAX_LENGTH))
 PROBS = HMM.initial
 TABLE += rows("HMMLanguage", discrete.HMMLanguage,
               dict(initial=HMM.initial, transition=HMM.transition, emission=HMM.emission),
@@ -196,9 +196,11 @@ TABLE += rows("HMMLanguage", discrete.HMMLanguage,
               transition=anything(torch.full_like(HMM.transition, NAN)),
               emission=anything(torch.full_like(HMM.emission, INF)))
 TABLE += rows("HMMLanguage.random", discrete.HMMLanguage.random, dict(states=2, vocab=3),
-              states=integer(1) + HUGE, vocab=integer(1) + HUGE, concentration=real(0.0, low_open=True))
-TABLE += rows("HMMLanguage.sample", HMM.sample, dict(n=2, length=3), n=integer(0) + HUGE,
-              length=integer(0) + HUGE, generator=generator())
+              states=integer(1, discrete.hmm.MAX_STATES), vocab=integer(1, discrete.hmm.MAX_VOCAB),
+              concentration=real(0.0, low_open=True))
+TABLE += rows("HMMLanguage.sample", HMM.sample, dict(n=2, length=3), n=integer(0, discrete.hmm.MAX_TOKENS),
+              length=integer(0, discrete.hmm.MAX_TOKENS) + Family((discrete.hmm.MAX_TOKENS,)),
+              generator=generator())
 TABLE += rows("HMMLanguage.log_prob", HMM.log_prob, dict(tokens=torch.tensor([[0, 1, 2]])),
               tokens=tensor((1, 3), floating=False, low=0, high=V - 1))
 TABLE += rows("HMMLanguage.marginals", HMM.marginals, dict(tokens=torch.tensor([[0, V, 2]]), mask_id=V),
@@ -210,7 +212,7 @@ TABLE += rows("HMMLanguage.entropy", HMM.entropy, dict(length=2), length=integer
 TABLE += rows("all_sequences", discrete.all_sequences, dict(vocab=2, length=2), vocab=integer(1) + HUGE,
               length=integer(0) + HUGE)
 TABLE += rows("get_task", discrete.get_task, dict(name="copy"), aliases={"name": ("task",)}, name=name(),
-              symbols=integer(2) + HUGE, length=integer(1) + HUGE)
+              symbols=integer(2, discrete.tasks.MAX_SYMBOLS), length=integer(1, discrete.tasks.MAX_TASK_LENGTH))
 TABLE += rows("get_schedule", discrete.get_schedule, {}, aliases={"name": ("schedule",)}, name=name())
 TABLE += rows("nelbo_weight", discrete.nelbo_weight, dict(t=0.5), t=TIME, schedule=name())
 TABLE += rows("mask_tokens", discrete.mask_tokens, dict(x0=torch.tensor([[0, 1, 2]]), t=0.5, mask_id=V),
@@ -221,11 +223,11 @@ TABLE += rows("mdlm_loss", discrete.mdlm_loss, dict(model=MODEL, x0=torch.tensor
               t_min=real(0.0, 1.0, low_open=True), reduction=name())
 TABLE += rows("ancestral_sample", discrete.ancestral_sample,
               dict(model=MODEL, prompt=PROMPT, length=3, mask_id=V, steps=3),
-              model=function(), prompt=TOKENS, length=integer(0) + HUGE, mask_id=integer(0) + Family((3.5,)),
-              steps=integer(1) + HUGE, schedule=name(), temperature=real(0.0, low_open=True))
+              model=function(), prompt=TOKENS, length=integer(0, discrete.masking.MAX_LENGTH),
+              mask_id=integer(0) + Family((3.5,)), steps=integer(1, discrete.masking.MAX_STEPS), schedule=name(), temperature=real(0.0, low_open=True))
 TABLE += rows("output_law", discrete.output_law, dict(oracle=HMM, prompt=torch.tensor([0]), gen_length=2),
               gen_length=integer(1) + HUGE, strategy=name(), temperature=real(0.0),
-              max_states=integer(1) + Family((10**12,)))
+              max_states=integer(1, discrete.walk.MAX_WALK_STATES))
 TABLE += rows("monte_carlo", discrete.monte_carlo, dict(oracle=HMM, prompt=torch.tensor([0]), gen_length=2, n=4),
               n=integer(1) + HUGE, gen_length=integer(1) + HUGE, strategy=name())
 TABLE += rows("bits_to_rounds", discrete.bits_to_rounds, dict(information_bits=4.0, budget_bits=2.0),
@@ -252,14 +254,14 @@ def _train(**kwargs):
     return train.train(model, loss_fn, progress=False, **kwargs)
 
 
-TABLE += rows("train", _train, dict(steps=2), steps=integer(1) + HUGE, lr=real(0.0, low_open=True),
-              weight_decay=real(0.0), warmup=integer(0) + HUGE,
+TABLE += rows("train", _train, dict(steps=2), steps=integer(1, train.MAX_STEPS), lr=real(0.0, low_open=True),
+              weight_decay=real(0.0), warmup=integer(0, train.MAX_STEPS),
               grad_clip=real(0.0, low_open=True) + Family((-1.0,)), ema_decay=real(0.0, 1.0, high_open=True),
-              log_every=integer(1) + HUGE)
+              log_every=integer(1, train.MAX_STEPS))
 TABLE += rows("train", lambda **kw: train.train(**kw), dict(model=_tiny_model(), steps=2, progress=False,
               loss_fn=lambda m: m(torch.ones(4, 2)).pow(2).mean()), model=anything(), loss_fn=function())
-TABLE += rows("lr_at", train.lr_at, dict(step=3, steps=10, lr=1e-3), step=integer(0) + HUGE,
-              steps=integer(1) + HUGE, lr=real(0.0, low_open=True), warmup=integer(0),
+TABLE += rows("lr_at", train.lr_at, dict(step=3, steps=10, lr=1e-3), step=integer(0, train.MAX_STEPS),
+              steps=integer(1, train.MAX_STEPS), lr=real(0.0, low_open=True), warmup=integer(0, train.MAX_STEPS),
               min_ratio=real(0.0, 1.0))
 TABLE += rows("EMA", train.EMA, dict(model=_tiny_model()), model=anything(),
               decay=real(0.0, 1.0, high_open=True))
@@ -267,57 +269,8 @@ TABLE += [row("load_checkpoint", train.load_checkpoint, {}, "path",
               anything(3.5, "/nonexistent/ckpt", "", "\x00bad"), aliases=("checkpoint", "nonexistent"),
               errors=(FileNotFoundError,))]
 
-#: rows that fail until a fix merged from another branch lands: row id -> reason. Those in
-#: ``KNOWN_HANGS`` hang or exhaust memory before the fix, so they are not run (``run=False``):
-#: remove both entries once the fix is merged, and the rows run again.
-_DISCRETE = ("diffkit.discrete validates its arguments and bounds its loops on the branch that owns "
-             "it; before that merge this row breaks the contract")
-_TRAIN = ("diffkit.train validates its arguments on the branch that owns it; before that merge "
-          "this row breaks the contract")
-KNOWN_DEFECTS: dict[str, str] = {
-    **{f"decode/{a}": _DISCRETE for a in ("model", "prompt", "gen_length", "mask_id", "steps",
-                                          "block_length", "temperature")},
-    **{f"decode[{s}]/temperature": _DISCRETE for s in discrete.strategies()},
-    **{r: _DISCRETE for r in (
-        "decode[threshold]/threshold", "decode[factor]/factor", "decode[prophet]/gap",
-        "decode[draft-verify]/draft", "num_transfer_tokens/masked", "num_transfer_tokens/steps",
-        "HMMLanguage/initial", "HMMLanguage/transition", "HMMLanguage/emission",
-        "HMMLanguage.random/states", "HMMLanguage.random/vocab", "HMMLanguage.random/concentration",
-        "HMMLanguage.sample/n", "HMMLanguage.sample/length", "HMMLanguage.log_prob/tokens",
-        "HMMLanguage.marginals/tokens", "HMMLanguage.marginals/mask_id", "HMMLanguage.as_model/mask_id",
-        "HMMLanguage.completion_law/gen_length", "HMMLanguage.entropy/length", "all_sequences/vocab",
-        "all_sequences/length", "get_task/symbols", "get_task/length",
-        "nelbo_weight/t", "mask_tokens/x0", "mask_tokens/t", "mask_tokens/mask_id",
-        "mdlm_loss/model", "mdlm_loss/x0", "mdlm_loss/t_min", "ancestral_sample/model",
-        "ancestral_sample/prompt", "ancestral_sample/length", "ancestral_sample/mask_id",
-        "ancestral_sample/steps", "ancestral_sample/temperature", "output_law/gen_length",
-        "output_law/temperature", "output_law/max_states", "monte_carlo/n", "monte_carlo/gen_length",
-        "bits_to_rounds/information_bits", "bits_to_rounds/budget_bits", "strategy_grid/gen_length",
-        "strategy_grid/block_length", "logits_from_probs/probs", "logits_from_probs/width", "total_variation/q")},
-    **{r: _TRAIN for r in (
-        "train/log_every", "train/steps", "train/lr", "train/weight_decay", "train/warmup", "train/grad_clip",
-        "train/ema_decay", "train/model", "train/loss_fn", "lr_at/step", "lr_at/steps", "lr_at/lr",
-        "lr_at/warmup", "lr_at/min_ratio", "EMA/model", "EMA/decay", "load_checkpoint/path")},
-}
-KNOWN_HANGS = {
-    "decode/gen_length", "decode/steps", "decode[threshold]/temperature", "decode[factor]/temperature",
-    "num_transfer_tokens/steps", "HMMLanguage.random/states", "HMMLanguage.random/vocab",
-    "HMMLanguage.sample/n", "HMMLanguage.sample/length", "HMMLanguage.completion_law/gen_length",
-    "HMMLanguage.entropy/length", "all_sequences/vocab", "all_sequences/length",
-    "ancestral_sample/length", "ancestral_sample/steps", "output_law/gen_length", "monte_carlo/n",
-    "monte_carlo/gen_length", "strategy_grid/gen_length", "logits_from_probs/width", "train/steps",
-    "train/warmup", "train/log_every", "train/lr", "train/weight_decay"}
-
-
 def _params(table):
-    out = []
-    for r in table:
-        marks = list(r.marks)
-        if r.id in KNOWN_DEFECTS:
-            marks.append(pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[r.id],
-                                           run=r.id not in KNOWN_HANGS))
-        out.append(pytest.param(r, id=r.id, marks=marks))
-    return out
+    return [pytest.param(r, id=r.id, marks=list(r.marks)) for r in table]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -325,12 +278,12 @@ def _report(request):
     """One intra-op thread (tiny tensors), and the case count printed when the module ends."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    _train(steps=1)  # the first optimiser step initialises lazily (seconds under load): not a hang
     yield
     torch.set_num_threads(threads)
     total = sum(COUNTS.values())
     line = (f"fuzz: {total} cases over {len(TABLE)} rows: {COUNTS['refused']} refused by name, "
-            f"{COUNTS['returned']} returned finite output, {COUNTS['failed']} broke the contract"
-            f" (and {COUNTS['known-failed']} in rows marked as known defects)")
+            f"{COUNTS['returned']} returned finite output, {COUNTS['failed']} broke the contract")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is None or capture is None:
@@ -345,21 +298,18 @@ def _report(request):
 def test_bad_values(case: Row):
     """Every explicit bad value of the row: a finite result or a ValueError/TypeError naming the
     argument, within the time limit."""
-    known = case.id in KNOWN_DEFECTS
-    problems = [p for v in case.family.values if (p := check(case, v, known)) is not None]
+    problems = [p for v in case.family.values if (p := check(case, v)) is not None]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("case", _params([r for r in TABLE if r.family.strategy is not None
-                                          and r.id not in KNOWN_DEFECTS]))
+@pytest.mark.parametrize("case", _params([r for r in TABLE if r.family.strategy is not None]))
 @settings(max_examples=GENERATED, deadline=None, database=None,
           phases=[Phase.explicit, Phase.generate],  # no shrinking: a failure prints its value as drawn
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_generated_bad_values(case: Row, data):
-    """More bad values of the row's kind, drawn by hypothesis (rows with a known defect are
-    tried with their explicit values only, until the fix is merged)."""
+    """More bad values of the row's kind, drawn by hypothesis."""
     value = data.draw(case.family.strategy, label=case.argument)
     problem = check(case, value)
     assert problem is None, problem

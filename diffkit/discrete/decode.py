@@ -74,6 +74,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from .. import _checks
 from .planner import MAX_DREAM_STEPS, SCHEDULES, Plan, even_split
 from .strategies import (
     RoundContext,
@@ -91,13 +92,16 @@ from .strategies import info as _info
 
 __all__ = ["STRATEGIES", "strategies", "decode", "DecodeOutput", "Round", "num_transfer_tokens",
            "predict", "scores", "select", "topk_mask", "prophet_go", "top2_gap", "FIXED_SCHEDULE",
-           "Config", "configure", "model_logits", "round_logits", "MAX_LENGTH", "RANK_DTYPES"]
+           "Config", "configure", "model_logits", "round_logits", "MAX_LENGTH", "MAX_STEPS", "RANK_DTYPES"]
 
 STRATEGIES = _available()
 #: strategies whose rounds follow the planner's per-block schedule of ``steps``
 FIXED_SCHEDULE = tuple(n for n in STRATEGIES if _info(n).fixed_schedule)
 #: the longest prompt + generation accepted (the sequence is allocated)
 MAX_LENGTH = 1 << 20
+#: the most rounds accepted: the planner computes rounds lazily (empty ones are skipped), and
+#: its round counts stay exact in int64 arithmetic up to this bound
+MAX_STEPS = 1 << 62
 RANK_DTYPES = ("float64", "logits")
 
 
@@ -225,7 +229,7 @@ def configure(prompt, gen_length, mask_id, steps=None, strategy="confidence", bl
     if gen_length % block_length:
         raise ValueError(f"gen_length={gen_length} must be divisible by block_length={block_length}")
     num_blocks = gen_length // block_length
-    steps = gen_length if steps is None else _int(steps, "steps", 1)
+    steps = gen_length if steps is None else _checks.integer("steps", steps, 1, MAX_STEPS)
     if record.fixed_schedule and steps % num_blocks:
         raise ValueError(f"steps={steps} must be a multiple of the number of blocks ({num_blocks})")
     if schedule not in SCHEDULES:
@@ -274,7 +278,14 @@ def configure(prompt, gen_length, mask_id, steps=None, strategy="confidence", bl
 # ---------------------------------------------------------------------- pure pieces
 def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
     """LLaDA's schedule: ``masked [batch]`` counts split evenly over ``steps`` rounds, the
-    remainder going to the earliest rounds. Returns ``[batch, steps]`` long."""
+    remainder going to the earliest rounds. Returns ``[batch, steps]`` long; ``batch * steps`` is
+    at most :data:`MAX_LENGTH` (the table is allocated; :func:`decode` plans lazily instead)."""
+    masked = _checks.tensor("masked", masked, convert=True, floating=False, dim=(0, 1))
+    if masked.numel() and bool((masked < 0).any()):
+        raise ValueError(f"masked counts must be >= 0; got {int(masked.min())}")
+    steps = _checks.integer("steps", steps, 1, MAX_LENGTH)
+    if max(masked.numel(), 1) * steps > MAX_LENGTH:
+        raise ValueError(f"steps * batch must be <= {MAX_LENGTH}; got steps={steps}, batch={masked.numel()}")
     return even_split(masked, steps)
 
 
@@ -445,12 +456,17 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
     ``low_threshold``, ``eta``, ``wide``, ``narrow``, ``max_rounds``): see
     :func:`diffkit.discrete.strategies.info` for each strategy's own, with bounds and defaults.
     """
+    if not callable(model) or isinstance(model, Tensor):
+        raise TypeError(f"model must be callable (token ids -> logits); got {type(model).__name__}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
     cfg = configure(prompt, gen_length, mask_id, steps, strategy, block_length, temperature,
                     threshold, schedule, eps, alg_temp, rank_dtype, cfg_scale, eos_id, eos_penalty,
                     strategy_options)
     prompt = cfg.prompt
+    vocab = getattr(model, "vocab_size", None)
+    if isinstance(vocab, int) and prompt.numel() and int(prompt.max()) >= vocab:
+        raise ValueError(f"prompt token ids must be < the model's vocab_size {vocab}; got {int(prompt.max())}")
     batch, plen = prompt.shape
     x = torch.cat([prompt, torch.full((batch, cfg.plan.gen_length), cfg.mask_id, dtype=torch.long,
                                       device=prompt.device)], 1)

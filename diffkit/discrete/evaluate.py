@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from .. import _checks
 from .decode import _int, decode
 from .laws import LN2, kl_divergence, total_variation, true_law
 from .strategies import available as _available
@@ -83,7 +84,8 @@ def strategy_grid(gen_length: int, block_length: Optional[int] = None,
     (``threshold`` at 0.5 / 0.7 / 0.9, ``factor`` at 0.5 / 1 / 2, ...); rules that are lossless
     only at temperature 0 (``draft-verify``) only there."""
     gen_length = _int(gen_length, "gen_length", 1, 64)
-    block_length = gen_length if block_length is None else _int(block_length, "block_length", 1)
+    block_length = gen_length if block_length is None else _int(block_length, "block_length", 1, gen_length)
+    temperature = _checks.real("temperature", temperature, 0.0)
     if gen_length % block_length:
         raise ValueError(f"gen_length={gen_length} must be divisible by block_length={block_length}")
     blocks = gen_length // block_length

@@ -31,11 +31,43 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["HMMLanguage", "MarkovChain", "OracleModel", "logits_from_probs"]
+from .. import _checks
+
+__all__ = ["HMMLanguage", "MarkovChain", "OracleModel", "logits_from_probs", "all_sequences",
+           "MAX_STATES", "MAX_VOCAB", "MAX_TOKENS", "MAX_SEQUENCES", "MAX_WIDTH"]
+
+#: upper bounds on sizes (each sizes an allocation): hidden states and vocabulary of
+#: :meth:`HMMLanguage.random` (its ``[S, S]`` and ``[S, V]`` tables), tokens drawn by one
+#: :meth:`HMMLanguage.sample` (``n * length``), sequences enumerated by :func:`all_sequences`
+#: (``vocab ** length``, also bounding :meth:`HMMLanguage.completion_law` and ``entropy``), and
+#: the width of :func:`logits_from_probs`
+MAX_STATES = 1 << 10
+MAX_VOCAB = 1 << 14
+MAX_TOKENS = 1 << 24
+MAX_SEQUENCES = 1 << 20
+MAX_WIDTH = 1 << 20
+
+
+def _check_enumeration(vocab: int, length: int, name: str = "length") -> None:
+    """Refuse ``vocab ** length > MAX_SEQUENCES`` (and, for one token, ``length > MAX_SEQUENCES``)
+    without computing a huge power."""
+    if length > MAX_SEQUENCES:
+        raise ValueError(f"{name} must be <= {MAX_SEQUENCES} to enumerate sequences; got {length}")
+    count = 1
+    for _ in range(length):
+        count *= vocab
+        if count > MAX_SEQUENCES:
+            raise ValueError(f"vocab={vocab} and {name}={length} give vocab**{name} sequences to "
+                             f"enumerate; at most {MAX_SEQUENCES} are allowed")
 
 
 def _as_prob(x, name: str, dims: int) -> Tensor:
-    t = torch.as_tensor(x, dtype=torch.float64).clone()
+    if not isinstance(x, Tensor) and isinstance(x, (list, tuple)):
+        try:  # lists straight to float64 (through float32 they would lose digits)
+            x = torch.tensor(x, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+            raise TypeError(f"{name} must be a tensor or an array of numbers ({e})") from None
+    t = _checks.tensor(name, x, convert=True).to(torch.float64).clone()
     if t.dim() != dims:
         raise ValueError(f"{name} must have {dims} dimension(s), got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all() or (t < 0).any():
@@ -49,7 +81,11 @@ def _as_prob(x, name: str, dims: int) -> Tensor:
 def logits_from_probs(probs: Tensor, width: int) -> Tensor:
     """Log-probabilities ``[..., V]`` padded with ``-inf`` up to ``width`` entries (the mask's
     and any other non-token id's logit is ``-inf``, so softmax gives back ``probs``)."""
+    probs = _checks.tensor("probs", probs, convert=True, floating=True, min_dim=1)
+    if probs.numel() and (bool((probs < 0).any()) or bool((probs.sum(-1) <= 0).any())):
+        raise ValueError("probs must be non-negative with positive mass in every row (its last axis)")
     v = probs.shape[-1]
+    width = _checks.integer("width", width, 1, MAX_WIDTH)
     if width < v:
         raise ValueError(f"width must be >= {v}, got {width}")
     out = torch.full((*probs.shape[:-1], width), -math.inf, dtype=probs.dtype, device=probs.device)
@@ -72,6 +108,11 @@ class OracleModel:
         self.width = max(oracle.vocab_size, self.mask_id + 1)
         self.calls = 0
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of real tokens of the oracle (a prompt's ids must lie below it)."""
+        return self.oracle.vocab_size
+
     def __call__(self, tokens: Tensor) -> Tensor:
         self.calls += 1
         probs = self.oracle.marginals(tokens, self.mask_id)
@@ -92,9 +133,10 @@ class HMMLanguage:
         self.emission = _as_prob(emission, "emission", 2)
         s = self.initial.shape[0]
         if self.transition.shape != (s, s):
-            raise ValueError(f"transition must be [{s}, {s}], got {tuple(self.transition.shape)}")
+            raise ValueError(f"transition must be [{s}, {s}] (initial has {s} states), got "
+                             f"{tuple(self.transition.shape)}")
         if self.emission.shape[0] != s:
-            raise ValueError(f"emission must have {s} rows, got {self.emission.shape[0]}")
+            raise ValueError(f"emission must have {s} rows (initial has {s} states), got {self.emission.shape[0]}")
 
     # ------------------------------------------------------------------ construction
     @property
@@ -117,10 +159,12 @@ class HMMLanguage:
         """A random, well-conditioned HMM: every row drawn from a symmetric Dirichlet with the
         given ``concentration`` (small: peaked, strongly dependent rows; large: near uniform),
         mixed with ``floor`` times the uniform row so that no probability is zero."""
-        if states < 1 or vocab < 1:
-            raise ValueError(f"states and vocab must be >= 1, got {states}, {vocab}")
-        if concentration <= 0:
-            raise ValueError(f"concentration must be > 0, got {concentration}")
+        states = _checks.integer("states", states, 1, MAX_STATES)
+        vocab = _checks.integer("vocab", vocab, 1, MAX_VOCAB)
+        concentration = _checks.real("concentration", concentration, 0.0, low_open=True)
+        floor = _checks.real("floor", floor, 0.0, 1.0, low_open=True)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
 
         def rows(n, k):
             shape = torch.full((n, k), float(concentration), dtype=torch.float64)
@@ -145,8 +189,12 @@ class HMMLanguage:
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, length: int, generator: Optional[torch.Generator] = None) -> Tensor:
         """``n`` sequences of ``length`` tokens, ``[n, length]`` long (ancestral sampling)."""
-        if n < 0 or length < 0:
-            raise ValueError(f"n and length must be >= 0, got {n}, {length}")
+        n = _checks.integer("n", n, 0, MAX_TOKENS)
+        length = _checks.integer("length", length, 0, MAX_TOKENS)
+        if n * length > MAX_TOKENS:
+            raise ValueError(f"n * length must be <= {MAX_TOKENS} tokens; got n={n}, length={length}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
         tokens = torch.empty(n, length, dtype=torch.long)
         if length == 0 or n == 0:
             return tokens
@@ -159,7 +207,9 @@ class HMMLanguage:
 
     # ------------------------------------------------------------------ exact inference
     def _check_tokens(self, tokens: Tensor, mask_id: Optional[int]) -> tuple[Tensor, Tensor]:
-        tokens = torch.as_tensor(tokens)
+        tokens = _checks.tensor("tokens", tokens, convert=True, floating=False)
+        if mask_id is not None:
+            mask_id = _checks.integer("mask_id", mask_id, 0)
         if tokens.dim() == 1:
             tokens = tokens.unsqueeze(0)
         if tokens.dim() != 2:
@@ -226,7 +276,7 @@ class HMMLanguage:
 
     def as_model(self, mask_id: Optional[int] = None) -> OracleModel:
         """The oracle as a decoding model (see :class:`OracleModel`); ``mask_id`` defaults to V."""
-        mask_id = self.vocab_size if mask_id is None else int(mask_id)
+        mask_id = self.vocab_size if mask_id is None else _checks.integer("mask_id", mask_id, 0)
         if 0 <= mask_id < self.vocab_size:
             raise ValueError(f"mask_id must not be a real token (0..{self.vocab_size - 1}), got {mask_id}")
         return OracleModel(self, mask_id)
@@ -235,7 +285,9 @@ class HMMLanguage:
     def completion_law(self, prompt: Tensor, gen_length: int) -> tuple[Tensor, Tensor]:
         """The true law of the next ``gen_length`` tokens after ``prompt`` (1-D):
         ``(completions [V**gen_length, gen_length], probs [V**gen_length])`` by enumeration."""
-        prompt = torch.as_tensor(prompt, dtype=torch.long).reshape(-1)
+        gen_length = _checks.integer("gen_length", gen_length, 0)
+        _check_enumeration(self.vocab_size, gen_length, "gen_length")
+        prompt = _checks.tensor("prompt", prompt, convert=True, floating=False).long().reshape(-1)
         comps = all_sequences(self.vocab_size, gen_length)
         full = torch.cat([prompt.expand(comps.shape[0], -1), comps], 1)
         logp = self.log_prob(full)
@@ -245,8 +297,10 @@ class HMMLanguage:
 
     def entropy(self, length: int) -> float:
         """Exact entropy ``H(x_1..x_length)`` in nats by enumeration (small lengths only)."""
+        length = _checks.integer("length", length, 0)
+        _check_enumeration(self.vocab_size, length)
         _, p = self.completion_law(torch.zeros(0, dtype=torch.long), length)
-        return float(-(p * torch.log(p)).sum())
+        return float(-torch.special.xlogy(p, p).sum())
 
 
 class MarkovChain(HMMLanguage):
@@ -267,7 +321,10 @@ class MarkovChain(HMMLanguage):
 
 def all_sequences(vocab: int, length: int) -> Tensor:
     """Every sequence of ``length`` tokens from ``0 .. vocab-1``, ``[vocab**length, length]``, in
-    lexicographic order."""
+    lexicographic order; ``vocab ** length`` is at most :data:`MAX_SEQUENCES`."""
+    vocab = _checks.integer("vocab", vocab, 1)
+    length = _checks.integer("length", length, 0)
+    _check_enumeration(vocab, length)
     if length == 0:
         return torch.zeros(1, 0, dtype=torch.long)
     return torch.tensor(list(itertools.product(range(vocab), repeat=length)), dtype=torch.long)

@@ -22,20 +22,26 @@ import math
 import torch
 from torch import Tensor
 
+from .. import _checks
+
 __all__ = ["true_law", "total_variation", "kl_divergence", "entropy", "product_law",
            "total_correlation", "bits_to_rounds", "as_dict", "LN2"]
 
 LN2 = math.log(2.0)
 
 
-def as_dict(law) -> dict:
-    """A law as ``{completion tuple: probability}`` (zero-probability entries dropped)."""
+def as_dict(law, name: str = "law") -> dict:
+    """A law as ``{completion tuple: probability}`` (zero-probability entries dropped); ``name``
+    is the argument named when ``law`` is none of the accepted forms."""
     if isinstance(law, dict):
         return law
     if hasattr(law, "completions") and hasattr(law, "probs"):
         comps, probs = law.completions, law.probs
-    else:
+    elif isinstance(law, (tuple, list)) and len(law) == 2:
         comps, probs = law
+    else:
+        raise TypeError(f"{name} must be a law: (completions, probs), a dict or an ExactLaw; got "
+                        f"{type(law).__name__}")
     return {tuple(c.tolist()): float(p) for c, p in zip(comps, probs) if p > 0}
 
 
@@ -48,13 +54,13 @@ def true_law(oracle, prompt, gen_length: int) -> tuple[Tensor, Tensor]:
 def total_variation(p, q) -> float:
     """``TV(p, q) = 1/2 sum |p - q|`` for laws given as ``(completions, probs)``, dicts or
     :class:`ExactLaw`."""
-    p, q = as_dict(p), as_dict(q)
+    p, q = as_dict(p, "p"), as_dict(q, "q")
     return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
 
 
 def kl_divergence(p, q) -> float:
     """``KL(p || q)`` in nats (``inf`` when ``p`` puts mass where ``q`` has none)."""
-    p, q = as_dict(p), as_dict(q)
+    p, q = as_dict(p, "p"), as_dict(q, "q")
     out = 0.0
     for k, pk in p.items():
         qk = q.get(k, 0.0)
@@ -66,7 +72,7 @@ def kl_divergence(p, q) -> float:
 
 def entropy(p) -> float:
     """Shannon entropy in nats."""
-    return -sum(v * math.log(v) for v in as_dict(p).values() if v > 0)
+    return -sum(v * math.log(v) for v in as_dict(p, "p").values() if v > 0)
 
 
 def product_law(marginals: Tensor) -> tuple[Tensor, Tensor]:
@@ -110,7 +116,13 @@ def total_correlation(completions: Tensor, probs: Tensor, visible: Tensor, posit
 
 def bits_to_rounds(information_bits: float, budget_bits: float) -> float:
     """The bits-to-rounds lower bound (Fu et al. 2025): rounds ``>= information / budget`` when no
-    round reveals more than ``budget`` bits."""
-    if budget_bits <= 0:
-        return math.inf if information_bits > 0 else 0.0
+    round reveals more than ``budget`` bits. A ``budget_bits`` of 0 is accepted only with no
+    information to reveal (0 rounds)."""
+    information_bits = _checks.real("information_bits", information_bits, 0.0)
+    budget_bits = _checks.real("budget_bits", budget_bits, 0.0)
+    if budget_bits == 0:
+        if information_bits > 0:
+            raise ValueError(f"budget_bits must be > 0 when information_bits > 0 (no number of rounds "
+                             f"reveals {information_bits:g} bits); got 0")
+        return 0.0
     return information_bits / budget_bits

@@ -39,10 +39,15 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor
 
+from .. import _checks
+
 __all__ = ["SCHEDULES", "MaskSchedule", "get_schedule", "mask_tokens", "nelbo_weight",
            "mdlm_loss", "exact_nelbo", "ancestral_sample", "SampleOutput"]
 
 SCHEDULES = ("linear", "cosine")
+#: the most tokens :func:`ancestral_sample` generates after the prompt, and its most steps
+MAX_LENGTH = 1 << 20
+MAX_STEPS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,33 @@ def _t(t) -> Tensor:
     return torch.as_tensor(float(t), dtype=torch.float64)
 
 
+def _time(name: str, t, low_open: bool = False, batch: Optional[int] = None) -> Tensor:
+    """A time argument checked at a public entry point: a real number or a real tensor (``[batch]``
+    when ``batch`` is given), finite, in ``[0, 1]`` (``(0, 1]`` when ``low_open``)."""
+    if not isinstance(t, Tensor):
+        t = torch.tensor(_checks.real(name, t, 0.0, 1.0, low_open=low_open), dtype=torch.float64)
+    t = _checks.tensor(name, t, floating=True) if t.is_floating_point() else _checks.tensor(name, t)
+    if batch is not None and t.dim() > 0 and tuple(t.shape) != (batch,):
+        raise ValueError(f"{name} must be a number or a [batch] = [{batch}] tensor; got shape {tuple(t.shape)}")
+    if t.numel() and (bool((t < 0).any()) or bool((t > 1).any()) or (low_open and bool((t == 0).any()))):
+        raise ValueError(f"{name} must lie in {'(0' if low_open else '[0'}, 1]; got values in "
+                         f"[{float(t.min()):g}, {float(t.max()):g}]")
+    return t if t.is_floating_point() else t.to(torch.float64)
+
+
+def _tokens(name: str, x, dims=(2,)) -> Tensor:
+    """Token ids: an integer tensor (a list is converted) with ``dims`` dimensions, entries >= 0."""
+    x = _checks.tensor(name, x, convert=True, floating=False, dim=dims)
+    if x.numel() and bool((x < 0).any()):
+        raise ValueError(f"{name} token ids must be >= 0; got {int(x.min())}")
+    return x
+
+
+def _callable(name: str, fn) -> None:
+    if not callable(fn) or isinstance(fn, Tensor):
+        raise TypeError(f"{name} must be callable (token ids -> logits); got {type(fn).__name__}")
+
+
 def get_schedule(name: Union[str, MaskSchedule]) -> MaskSchedule:
     """A masking schedule by name (one of ``SCHEDULES``)."""
     if isinstance(name, MaskSchedule):
@@ -83,6 +115,7 @@ def get_schedule(name: Union[str, MaskSchedule]) -> MaskSchedule:
 def nelbo_weight(t, schedule="linear") -> Tensor:
     """The NELBO's weight ``-alpha'(t) / (1 - alpha(t))`` (MDLM eq. 10): ``1/t`` for ``linear``."""
     s = get_schedule(schedule)
+    t = _time("t", t, low_open=True)  # the weight is infinite at t = 0
     return -s.dalpha(t) / (1.0 - s.alpha(t))
 
 
@@ -91,6 +124,9 @@ def mask_tokens(x0: Tensor, t, mask_id: int, schedule="linear",
     """Sample ``x_t ~ q(x_t | x_0)``: each token kept with probability ``alpha(t)``, else
     ``mask_id``. ``x0 [batch, L]``; ``t`` a float or ``[batch]``; ``keep [batch, L]`` or ``[L]``
     bool marks positions never masked (a prompt)."""
+    x0 = _tokens("x0", x0, dims=(1, 2))
+    mask_id = _checks.integer("mask_id", mask_id, 0)
+    t = _time("t", t, batch=x0.shape[0] if x0.dim() == 2 else None)
     alpha = get_schedule(schedule).alpha(t).to(torch.float64)
     if alpha.dim() == 1:
         alpha = alpha.unsqueeze(1)
@@ -106,6 +142,8 @@ def _nll(model: Callable, xt: Tensor, x0: Tensor, mask_id: int) -> Tensor:
     logits = model(xt)
     if logits.dim() != 3 or logits.shape[:2] != xt.shape:
         raise ValueError(f"model must return logits [batch, L, V], got {tuple(logits.shape)}")
+    if x0.numel() and int(x0.max()) >= logits.shape[-1]:
+        raise ValueError(f"x0 token ids must be < the model's vocabulary ({logits.shape[-1]}); got {int(x0.max())}")
     logp = torch.log_softmax(logits.to(torch.float64) if x0.device.type == "cpu" else logits, -1)
     nll = -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
     return torch.where(xt == mask_id, nll, torch.zeros_like(nll))
@@ -121,8 +159,19 @@ def mdlm_loss(model: Callable, x0: Tensor, mask_id: int, schedule="linear", t: O
     ``-log p(x_0)`` (for ``t_min -> 0``); divide by the length for nats per token."""
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    _callable("model", model)
+    x0 = _tokens("x0", x0)
+    mask_id = _checks.integer("mask_id", mask_id, 0)
+    if bool((x0 == mask_id).any()):
+        raise ValueError(f"x0 must be clean data: it contains mask_id={mask_id}")
+    vocab = getattr(model, "vocab_size", None)
+    if isinstance(vocab, int) and x0.numel() and int(x0.max()) >= vocab:
+        raise ValueError(f"x0 token ids must be < the model's vocab_size {vocab}; got {int(x0.max())}")
+    t_min = _checks.real("t_min", t_min, 0.0, 1.0)
     batch = x0.shape[0]
-    if t is None:
+    if t is not None:
+        t = _time("t", t, low_open=True, batch=batch)
+    else:
         t = t_min + (1 - t_min) * torch.rand(batch, generator=generator, dtype=torch.float64)
     t = _t(t).reshape(-1).expand(batch) if _t(t).dim() == 0 else _t(t)
     xt = mask_tokens(x0, t, mask_id, schedule, generator, keep)
@@ -170,15 +219,19 @@ def ancestral_sample(model: Callable, prompt: Tensor, length: int, mask_id: int,
     with probability ``(alpha(s) - alpha(t)) / (1 - alpha(t))``, its token drawn from
     ``softmax(logits / temperature)`` (mask excluded); logits are reused while nothing changes.
     ``prompt [batch, P]`` (``P`` may be 0) stays fixed."""
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    prompt = torch.as_tensor(prompt).long()
+    _callable("model", model)
+    length = _checks.integer("length", length, 0, MAX_LENGTH)
+    steps = _checks.integer("steps", steps, 1, MAX_STEPS)
+    mask_id = _checks.integer("mask_id", mask_id, 0)
+    temperature = _checks.real("temperature", temperature, 0.0, low_open=True)
+    prompt = _tokens("prompt", prompt, dims=(1, 2)).long()
     if prompt.dim() == 1:
         prompt = prompt.unsqueeze(0)
     if (prompt == mask_id).any():
         raise ValueError("prompt contains mask_id")
+    vocab = getattr(model, "vocab_size", None)
+    if isinstance(vocab, int) and prompt.numel() and int(prompt.max()) >= vocab:
+        raise ValueError(f"prompt token ids must be < the model's vocab_size {vocab}; got {int(prompt.max())}")
     sched = get_schedule(schedule)
     batch = prompt.shape[0]
     x = torch.cat([prompt, torch.full((batch, length), mask_id, dtype=torch.long, device=prompt.device)], 1)

@@ -36,11 +36,15 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import _checks
 from .hmm import OracleModel
 
 __all__ = ["TASKS", "Task", "get_task", "latin_squares"]
 
 TASKS = ("copy", "reverse", "sort", "shuffle", "replace-index", "latin")
+#: upper bounds of a task's alphabet and list length (they size its vocabulary)
+MAX_SYMBOLS = 1 << 10
+MAX_TASK_LENGTH = 1 << 10
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,10 +75,12 @@ class Task:
     """
 
     def __init__(self, name: str, symbols: int = 4, length: int = 4):
+        if not isinstance(name, str):
+            raise TypeError(f"task name must be one of {TASKS} (a string); got {type(name).__name__}")
         if name not in TASKS:
             raise ValueError(f"unknown task {name!r}; choose one of {TASKS}")
-        if symbols < 2 or length < 1:
-            raise ValueError(f"symbols must be >= 2 and length >= 1, got {symbols}, {length}")
+        symbols = _checks.integer("symbols", symbols, 2, MAX_SYMBOLS)
+        length = _checks.integer("length", length, 1, MAX_TASK_LENGTH)
         if name == "latin" and symbols < 4:
             raise ValueError("the latin task needs symbols >= 4")
         self.name = name

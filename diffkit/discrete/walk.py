@@ -31,6 +31,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .. import _checks
 from .decode import (
     configure,
     ensure_progress,
@@ -43,7 +44,10 @@ from .decode import (
 from .laws import as_dict, total_correlation, true_law
 from .strategies import RoundContext, confidence, prophet_go
 
-__all__ = ["ExactLaw", "MemoModel", "output_law"]
+__all__ = ["ExactLaw", "MemoModel", "output_law", "MAX_WALK_STATES"]
+
+#: the largest ``max_states`` accepted by :func:`output_law` (each state holds a node in memory)
+MAX_WALK_STATES = 10**7
 
 
 class MemoModel:
@@ -153,6 +157,7 @@ def output_law(oracle, prompt, gen_length: int, strategy: str = "confidence",
     ReMDM's independent draws; keep ``gen_length * log(V)`` small (e.g. ``V = 3``, ``G <= 6``).
     """
     mask_id = oracle.vocab_size if mask_id is None else mask_id
+    max_states = _checks.integer("max_states", max_states, 1, MAX_WALK_STATES)
     prompt_t = torch.as_tensor(prompt, dtype=torch.long).reshape(1, -1)
     kw = dict(schedule=schedule, eps=eps, alg_temp=alg_temp, rank_dtype=rank_dtype,
               cfg_scale=cfg_scale, eos_id=eos_id, eos_penalty=eos_penalty)
