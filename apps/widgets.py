@@ -78,7 +78,6 @@ import logging
 import math
 import numbers
 import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,12 +88,6 @@ __all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG"]
 
 #: one line per rejected input goes here (stderr), never a traceback
 LOG = logging.getLogger("diffkit.apps")
-
-#: events of one widget endpoint that the queue lets run at once. A cached answer is a look-up,
-#: so many may be served side by side; what costs CPU, a computation, is limited separately by
-#: each endpoint's ``compute_limit`` (a semaphore around ``compute``), so a burst of identical
-#: requests is answered in parallel while distinct ones still compute two at a time.
-EVENT_CONCURRENCY = 16
 if not LOG.handlers:
     _handler = logging.StreamHandler(sys.stderr)
     _handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -317,8 +310,6 @@ class Endpoint:
     api_name: str
     plot_format: str = "png"
     cache_size: int = 128
-    #: computations of this endpoint that run at once; cache hits never wait for them
-    compute_limit: int = 2
     _cached: Callable = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -327,12 +318,10 @@ class Endpoint:
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"spec names must be distinct; got {self.names}")
         self.defaults = {s.name: s.default for s in self.specs}
-        self._computing = threading.BoundedSemaphore(self.compute_limit)
         self._cached = functools.lru_cache(maxsize=self.cache_size)(self._compute)
 
     def _compute(self, key: tuple) -> tuple:
-        with self._computing:
-            return freeze(tuple(self.compute(*key)), self.plot_format)
+        return freeze(tuple(self.compute(*key)), self.plot_format)
 
     # validation ----------------------------------------------------------------------------
     def validate(self, raw: Mapping[str, Any], clamp: bool = False) -> tuple[dict, list[str]]:
@@ -438,12 +427,12 @@ class Endpoint:
         gr.on(triggers=triggers, fn=self.page_function(inputs),
               inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
               api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal",
-              js=self._typed_values_js(comps), concurrency_limit=EVENT_CONCURRENCY)
+              js=self._typed_values_js(comps))
         # The named API: the same components, a strict function with named parameters, on a
         # trigger no user sees (an invisible button).
         hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
         hidden.click(self.api_function(), inputs=comps, outputs=self._outputs,
-                     api_name=self.api_name, concurrency_limit=EVENT_CONCURRENCY)
+                     api_name=self.api_name)
 
     def _typed_values_js(self, comps) -> str:
         """A browser-side step run before each page event: for every numeric input it sends the
