@@ -54,7 +54,7 @@ def build_hub(tabs=None) -> gr.Blocks:
     tabs = TABS if tabs is None else tabs
     with gr.Blocks(title="diffkit demos") as demo:
         gr.Markdown(INTRO)
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # every tab stays visible at 800 px
             for module in tabs:
                 with gr.Tab(module.TITLE):
                     module.build()
