@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from diffkit import analytic, paths, reflow
+from diffkit import analytic, reflow
 
 F64 = torch.float64
 
