@@ -52,12 +52,6 @@ def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts, width):
             " const w = t.querySelector('div'); return w.getBoundingClientRect().right"
             " <= t.getBoundingClientRect().right + 1; }")
         assert inside
-        # a strategy shows its own knobs (from its record) and hides the others
-        assert page.locator("#dllm-gamma").count() == 0 or not page.locator("#dllm-gamma").is_visible()
-        page.locator("#dllm-strategy input").click()
-        page.get_by_role("option", name="eb", exact=True).click()
-        page.locator("#dllm-gamma").wait_for(state="visible", timeout=TIMEOUT_MS)
-
         # the round slider: back to round 1 (typed into its number box)
         box = page.locator("#dllm-round input[type=number]")
         box.fill("1")
@@ -65,6 +59,12 @@ def test_decode_renders_rounds_and_pareto(browser, hub_url, artifacts, width):
         page.wait_for_function("() => document.querySelectorAll("
                                "'#dllm-rounds table.dk-rounds tr').length === 3",
                                timeout=TIMEOUT_MS)
+
+        # a strategy shows its own knobs (from its record) and hides the others
+        assert page.locator("#dllm-gamma").count() == 0 or not page.locator("#dllm-gamma").is_visible()
+        page.locator("#dllm-strategy input").click()
+        page.get_by_role("option", name="eb", exact=True).click()
+        page.locator("#dllm-gamma").wait_for(state="visible", timeout=TIMEOUT_MS)
         page.wait_for_timeout(500)
         name = "hub_dllm.png" if width == 1400 else f"hub_dllm_{width}.png"
         page.screenshot(path=str(artifacts / name), full_page=True)
