@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_discrete_decode import reference_generate
 
 from diffkit.discrete import HMMLanguage, decode, output_law, strategies
 from diffkit.discrete import strategy_records as records
@@ -148,36 +149,14 @@ def test_alg_temp_draws_positions_with_the_exact_law():
 
 
 # ---------------------------------------------------------------------- reference precision
-def llada_reference_bf16(model, prompt, steps, gen_length, block_length):
-    """LLaDA's ``generate`` at temperature 0 with bfloat16 logits: softmax and ranking in the
-    logits' dtype, ``torch.topk`` over the whole row."""
-    batch, plen = prompt.shape
-    x = torch.full((batch, plen + gen_length), MASK, dtype=torch.long)
-    x[:, :plen] = prompt
-    num_blocks = gen_length // block_length
-    per_block = steps // num_blocks
-    for nb in range(num_blocks):
-        hi = plen + (nb + 1) * block_length
-        counts = even_split((x[:, hi - block_length: hi] == MASK).sum(1), per_block)
-        for s in range(per_block):
-            masked = x == MASK
-            logits = model(x)
-            pred = logits.argmax(-1)
-            p = torch.softmax(logits, -1).gather(-1, pred.unsqueeze(-1)).squeeze(-1)
-            p[:, hi:] = -float("inf")
-            conf = torch.where(masked, p, torch.tensor(-float("inf"), dtype=p.dtype))
-            for j in range(batch):
-                idx = torch.topk(conf[j], int(counts[j, s])).indices
-                x[j, idx] = pred[j, idx]
-    return x
-
-
 def test_rank_dtype_logits_reproduces_the_bfloat16_reference():
     differ = 0
     for seed in range(6):
         model = RandomModel(19, seed=seed, dtype=torch.bfloat16, scale=0.05)
         prompt = torch.randint(5, (4, 3), generator=torch.Generator().manual_seed(seed))
-        want = llada_reference_bf16(model, prompt, 8, 16, 8)
+        # LLaDA's generate written from its description; with bfloat16 logits its softmax and
+        # ranking happen in bfloat16, as in LLaDA's code
+        want = reference_generate(model, prompt, 8, 16, 8, MASK)
         got = decode(model, prompt, 16, MASK, steps=8, block_length=8, rank_dtype="logits")
         assert torch.equal(got.tokens, want)
         plain = decode(model, prompt, 16, MASK, steps=8, block_length=8)
