@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import types
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a closed network
 
@@ -48,9 +49,66 @@ INTRO = (
 )
 
 
+def _copy_block_configs(configs: dict) -> dict:
+    """A session's own copy of the per-block configs: gradio rewrites a block's ``props`` entry
+    (its ``value``) in place, so each block's dict and its ``props`` are copied; the values
+    inside are replaced, never mutated, and are shared."""
+    out = {}
+    for key, config in configs.items():
+        config = dict(config)
+        if isinstance(config.get("props"), dict):
+            config["props"] = dict(config["props"])
+        out[key] = config
+    return out
+
+
+def share_session_config(demo: gr.Blocks) -> gr.Blocks:
+    """Let new sessions of ``demo`` copy one template of the per-block configs instead of
+    rebuilding it.
+
+    gradio builds, for every new session (every API call without a session, every page
+    opened), each block's config afresh (``SessionState.__init__``: ``config_for_block`` over
+    all blocks, with their API descriptions). For this hub that is about 20 ms of CPU per
+    session, most of the server's time in a burst of cached requests. The configs at the
+    start of a session depend only on the app's blocks, so the first session's are kept as a
+    template (for the app's current ``default_config``) and later sessions copy it. Only apps
+    passed here are affected; ``SessionState``'s own ``__init__`` still sets up every other
+    field. If gradio's ``SessionState`` no longer has the shape this relies on, nothing is
+    patched.
+    """
+    from gradio import state_holder
+
+    cls = getattr(state_holder, "SessionState", None)
+    if cls is None or not hasattr(demo, "default_config"):
+        return demo
+    if not hasattr(cls, "_diffkit_plain_init"):
+        plain = cls.__init__
+
+        def init(self, blocks):
+            if not getattr(blocks, "_diffkit_share_config", False):
+                return plain(self, blocks)
+            kept = getattr(blocks, "_diffkit_session_template", None)
+            if kept is None or kept[0] is not blocks.default_config:
+                plain(self, blocks)
+                blocks._diffkit_session_template = (
+                    blocks.default_config, _copy_block_configs(self.config_values))
+                return None
+            # gradio's own __init__ for every other field, over no blocks (cheap) ...
+            plain(self, types.SimpleNamespace(default_config=blocks.default_config, blocks={}))
+            # ... and the template for the blocks' configs
+            self.config_values = _copy_block_configs(kept[1])
+            return None
+
+        cls._diffkit_plain_init = plain
+        cls.__init__ = init
+    demo._diffkit_share_config = True
+    return demo
+
+
 def build_hub(tabs=None) -> gr.Blocks:
     """The hub: a ``gr.Blocks`` holding one tab per module of ``tabs`` (default ``TABS``),
-    with its queue configured (``CONCURRENCY`` at once, at most ``MAX_QUEUE`` waiting)."""
+    with its queue configured (``CONCURRENCY`` at once, at most ``MAX_QUEUE`` waiting) and its
+    sessions starting from one shared config template (:func:`share_session_config`)."""
     tabs = TABS if tabs is None else tabs
     with gr.Blocks(title="diffkit demos") as demo:
         gr.Markdown(INTRO)
@@ -59,7 +117,7 @@ def build_hub(tabs=None) -> gr.Blocks:
                 with gr.Tab(module.TITLE):
                     module.build()
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=MAX_QUEUE)
-    return demo
+    return share_session_config(demo)
 
 
 def launch(demo: gr.Blocks, host: str | None = HOST, port: int | None = PORT, **kwargs):

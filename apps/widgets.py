@@ -78,13 +78,19 @@ import logging
 import math
 import numbers
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
-__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG"]
+__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG", "PLOTTING"]
+
+#: held while a tab computes and draws its outputs: matplotlib's mathtext parser (pyparsing) is
+#: not thread-safe, and two figures with TeX labels drawn at once can raise a ParseException.
+#: Events of the hub run in worker threads, two per endpoint and several endpoints at once.
+PLOTTING = threading.RLock()
 
 #: one line per rejected input goes here (stderr), never a traceback
 LOG = logging.getLogger("diffkit.apps")
@@ -321,7 +327,8 @@ class Endpoint:
         self._cached = functools.lru_cache(maxsize=self.cache_size)(self._compute)
 
     def _compute(self, key: tuple) -> tuple:
-        return freeze(tuple(self.compute(*key)), self.plot_format)
+        with PLOTTING:  # compute functions draw (layout parses TeX labels): one at a time
+            return freeze(tuple(self.compute(*key)), self.plot_format)
 
     # validation ----------------------------------------------------------------------------
     def validate(self, raw: Mapping[str, Any], clamp: bool = False) -> tuple[dict, list[str]]:
