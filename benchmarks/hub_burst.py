@@ -9,7 +9,8 @@ tab endpoint registered through ``apps.widgets`` (``TAB.ENDPOINT``):
 * **distinct burst**: ``N`` concurrent calls, each with its own inputs (``distinct_requests``:
   ``t`` spread over [0, 1] for Paths, seeds 1..N for Samplers), none of them cached before.
 
-Each request is sent from its own thread over gradio's HTTP API, all released at once; latency is
+Each request is sent from its own thread over gradio's HTTP API (one pooled client, as browsers
+keep their connections), all released at once; latency is
 per request, from its submission to its answer (what a student's browser waits for, less
 rendering). Prints a table; ``--write`` puts it into
 ``benchmarks/README.md`` between ``<!-- hub:start -->`` and ``<!-- hub:end -->``.
@@ -52,33 +53,46 @@ def distinct_requests(module, n: int) -> list[dict]:
     return [{spec.name: (int(round(v)) if spec.integer else float(v))} for v in values]
 
 
-def call(url: str, module, kwargs: dict, timeout: float = 300.0) -> dict:
-    """One request to a widgets tab's named endpoint over gradio's HTTP API (``POST
-    /gradio_api/call/<api>``, then its event stream), as a browser or a script would send it;
-    inputs not given take their defaults. Returns the decoded outputs; raises on an error."""
+def client(n: int = 64, timeout: float = 300.0):
+    """One pooled HTTP client for up to ``n`` requests in flight (``httpx.Client`` is
+    thread-safe): a browser keeps its connection, and opening a client per request would cost
+    the load generator more CPU (tens of ms each) than the server spends answering a cached
+    request, on the same 2 cores."""
     import httpx
 
+    return httpx.Client(timeout=timeout,
+                        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n))
+
+
+def call(url: str, module, kwargs: dict, timeout: float = 300.0, http=None) -> dict:
+    """One request to a widgets tab's named endpoint over gradio's HTTP API (``POST
+    /gradio_api/call/<api>``, then its event stream), as a browser or a script would send it;
+    inputs not given take their defaults. ``http``: a client to send it with (default: a
+    client of its own). Returns the decoded outputs; raises on an error."""
+    if http is None:
+        with client(1, timeout) as own:
+            return call(url, module, kwargs, timeout, own)
     names = module.ENDPOINT.names
     data = [kwargs.get(n, module.ENDPOINT.defaults[n]) for n in names]
     base = url.rstrip("/") + f"/gradio_api/call/{module.API_NAME}"
-    with httpx.Client(timeout=timeout) as http:
-        event = http.post(base, json={"data": data}).raise_for_status().json()["event_id"]
-        kind = None
-        with http.stream("GET", f"{base}/{event}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event:"):
-                    kind = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and kind in ("complete", "error"):
-                    payload = json.loads(line.split(":", 1)[1])
-                    if kind == "error":
-                        raise RuntimeError(f"{module.API_NAME}: {payload}")
-                    return payload
+    event = http.post(base, json={"data": data}).raise_for_status().json()["event_id"]
+    kind = None
+    with http.stream("GET", f"{base}/{event}") as stream:
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                payload = json.loads(line.split(":", 1)[1])
+                if kind == "error":
+                    raise RuntimeError(f"{module.API_NAME}: {payload}")
+                return payload
     raise RuntimeError(f"{module.API_NAME}: the stream ended without an answer")
 
 
 def burst(url: str, module, requests: list[dict], timeout: float = 300.0):
-    """Send every request of ``requests`` at once, one thread each, released together; return
-    ``(latencies in seconds, outputs)`` (an error from any request propagates)."""
+    """Send every request of ``requests`` at once, one thread each, released together, over one
+    pooled client; return ``(latencies in seconds, outputs)`` (an error from any request
+    propagates)."""
     from concurrent.futures import ThreadPoolExecutor
 
     gate = threading.Barrier(len(requests))
@@ -86,10 +100,11 @@ def burst(url: str, module, requests: list[dict], timeout: float = 300.0):
     def one(kwargs):
         gate.wait()
         start = time.perf_counter()
-        out = call(url, module, kwargs, timeout)
+        out = call(url, module, kwargs, timeout, http)
         return time.perf_counter() - start, out
 
-    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+    with client(len(requests), timeout) as http, \
+            ThreadPoolExecutor(max_workers=len(requests)) as pool:
         results = list(pool.map(one, requests))
     return np.array([r[0] for r in results]), [r[1] for r in results]
 
