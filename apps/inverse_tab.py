@@ -186,7 +186,7 @@ def build() -> None:
                   "jumps": SPECS[4].slider(elem_id="inverse-jumps"),
                   "seed": SPECS[5].number(elem_id="inverse-seed")}
     with gr.Row():
-        with gr.Column(scale=2):
+        with gr.Column(scale=1, min_width=280):
             editor = gr.ImageEditor(
                 editor_value(DEFAULT["index"]), label="paint the pixels to hide", sources=(), transforms=(),
                 layers=False, canvas_size=(8 * SCALE, 8 * SCALE), fixed_canvas=True, image_mode="RGBA",
@@ -194,7 +194,7 @@ def build() -> None:
                 height=8 * SCALE + 110, elem_id="inverse-editor")
             with gr.Accordion("drawn mask as text", open=False):
                 inputs["drawn"] = SPECS[2].textbox(elem_id="inverse-drawn")
-        with gr.Column(scale=3):
+        with gr.Column(scale=2):
             plot = gr.Plot(first[0], show_label=False, format=PLOT_FORMAT, elem_id="inverse-plot")
             note = gr.Markdown(first[2], elem_id="inverse-note")
     values = gr.JSON(first[1], label="this run", max_height=320, elem_id="inverse-values")
