@@ -1,6 +1,6 @@
-"""Control and few-step generation, measured where the answer is exact.
+"""Control and few-step generation, measured where the answer is exact, and on the shipped digits model.
 
-``python benchmarks/control.py [--write] [--fast]`` prints four tables (``--write`` puts them into
+``python benchmarks/control.py [--write] [--fast]`` prints six tables (``--write`` puts them into
 benchmarks/README.md between the ``control`` markers):
 
 1. **CFG's tilted-law gap against the scale.** A labelled 2-D mixture (four isotropic components
