@@ -238,7 +238,7 @@ def digits_bits_per_dim(images: torch.Tensor, *, denoiser: Callable | None = Non
     * ``pf_ode``: :func:`log_prob` (``method``, ``probes``, ``rtol``, ``atol``) from
       ``t_min`` (where the logSNR is ``logsnr_min``) to the path's start;
     * ``elbo``: :func:`elbo` over ``[t_min, 1]`` with ``elbo_samples`` draws per image, an upper
-      bound on the negative log-likelihood of the model's discrete-time reading, and ``elbo_se``
+      bound on the negative log-likelihood of the model's stochastic (reverse-SDE) reading, and ``elbo_se``
       its Monte-Carlo standard error (bits per dimension).
 
     Each is ``[n]`` bits per dimension (float64), via :func:`bits_per_dim` with the bin width.
