@@ -78,3 +78,27 @@ def test_painted_layers_become_the_mask():
     assert inverse_tab.painted_bits({"background": None, "layers": [], "composite": None}) is None
     mask = inverse_tab.bits_to_mask(bits)
     assert inverse_tab.mask_to_bits(mask) == bits and int((~mask).sum()) == 3
+
+
+def test_a_painted_stroke_runs_with_the_drawn_mask():
+    """The editor's change handler of the built tab: a layer painted over the top row of the digit
+    runs both methods with that row hidden (mask 'drawn', its bits written into the text box);
+    an empty layer changes nothing."""
+    import gradio as gr
+    import numpy as np
+
+    demo = hub.build_hub([inverse_tab])
+    fns = demo.fns.values() if isinstance(demo.fns, dict) else demo.fns
+    handler = next(f.fn for f in fns if getattr(f.fn, "__name__", "") == "from_drawing")
+    d = inverse_tab.DEFAULT
+    args = [d[n] for n in inverse_tab.ENDPOINT.names] + [dict(d)]
+    size = 8 * inverse_tab.SCALE
+    layer = np.zeros((size, size, 4), dtype=np.uint8)
+    layer[: inverse_tab.SCALE, :, 3] = 255
+    value = inverse_tab.editor_value(d["index"]) | {"layers": [layer]}
+    out = handler(value, *args)
+    values, names = out[1], inverse_tab.ENDPOINT.names
+    assert values["mask"] == "drawn" and values["hidden"] == 8
+    assert out[3 + names.index("mask")] == "drawn" and out[3 + names.index("drawn")] == "1" * 8 + "0" * 56
+    empty = handler(inverse_tab.editor_value(d["index"]) | {"layers": [np.zeros_like(layer)]}, *args)
+    assert len(empty) == len(out) and all(o == gr.skip() for o in empty)  # nothing is run
