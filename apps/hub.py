@@ -24,13 +24,14 @@ from apps import (  # noqa: E402
     dllm_tab,
     fewstep_tab,
     guidance_tab,
+    inverse_tab,
     learned_tab,
     paths_tab,
     samplers_tab,
 )
 
 #: the tabs, in order; append a module to add a demo
-TABS = [paths_tab, samplers_tab, learned_tab, digits_tab, guidance_tab, fewstep_tab, dllm_tab]
+TABS = [paths_tab, samplers_tab, learned_tab, digits_tab, guidance_tab, inverse_tab, fewstep_tab, dllm_tab]
 
 CONCURRENCY = 2  # events of one endpoint computed at once (the machine has 2 cores)
 MAX_QUEUE = 64  # requests waiting beyond that; more are refused

@@ -1,6 +1,6 @@
-"""Control and few-step generation, measured where the answer is exact.
+"""Control and few-step generation, measured where the answer is exact, and on the shipped digits model.
 
-``python benchmarks/control.py [--write] [--fast]`` prints four tables (``--write`` puts them into
+``python benchmarks/control.py [--write] [--fast]`` prints six tables (``--write`` puts them into
 benchmarks/README.md between the ``control`` markers):
 
 1. **CFG's tilted-law gap against the scale.** A labelled 2-D mixture (four isotropic components
@@ -18,12 +18,22 @@ benchmarks/README.md between the ``control`` markers):
    against the exact mixture flow integrated by Euler and DPM-Solver++(2M) at the same NFE, and at
    100 NFE, by the exact OT W2 between 1000-point clouds and 1000 fresh data points
    (:func:`diffkit.metrics.w2_empirical`); the last row is two independent data clouds (the floor).
+5. **Digits inpainting against NFE.** The shipped digits model (unconditional) completes the held-out
+   test digits under each preset mask (:func:`diffkit.inverse.digit_masks`) by replacement (RePaint,
+   with and without resampling) and by DPS (:func:`diffkit.inverse.inpaint_digits`); the shipped
+   classifier's accuracy on the completions (true label) and the MSE over the hidden pixels; the
+   first row of each mask is the observation alone (hidden pixels at the background).
+6. **Digits bits per dimension by both routes.** :func:`diffkit.likelihood.digits_bits_per_dim`
+   (uniform dequantisation, bin width 2/16) on test digits, against the logSNR at which the model's
+   density is read: mean and standard error over the images.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
+import os
 import platform
 import sys
 from pathlib import Path
@@ -163,11 +173,59 @@ READING = (
 )
 
 
+def digits_inpainting(n, steps_list, jump_steps) -> str:
+    x, y = data.digits("test")
+    x, y = x[:n], y[:n]
+    rows = ["| hidden | method | steps | NFE | accuracy | hidden-pixel MSE |",
+            "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for name, mask in inverse.digit_masks().items():
+        runs = [("replacement", s, 1) for s in steps_list] + [("replacement", s, 4) for s in jump_steps]
+        runs += [("dps", s, 1) for s in steps_list]
+        first = True
+        for method, steps, jumps in runs:
+            r = inverse.inpaint_digits(x, mask, method, steps, labels=y, jumps=jumps)
+            if first:
+                rows.append(f"| {name} | observation alone | | 0 | {r['observed_accuracy']:.3f} | |")
+                first = False
+            label = method + (f", {jumps} jumps" if jumps > 1 else "")
+            rows.append(f"| {name} | {label} | {steps} | {r['nfe']} | {r['accuracy']:.3f} | {r['mse']:.3f} |")
+    return "\n".join(rows)
+
+
+def digits_bpd(n, logsnrs) -> str:
+    x, _ = data.digits("test")
+    rows = ["| logSNR at t_min | sigma/alpha | PF-ODE bits/dim | ELBO bits/dim |",
+            "| ---: | ---: | ---: | ---: |"]
+    for lam in logsnrs:
+        r = likelihood.digits_bits_per_dim(x[:n], logsnr_min=lam)
+        cells = [f"{float(v.mean()):.3f} ± {float(v.std() / n ** 0.5):.3f}" for v in (r["pf_ode"], r["elbo"])]
+        rows.append(f"| {lam:g} | {math.exp(-lam / 2):.3g} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+READING_DIGITS = (
+    "**Reading it.** The model is not told the label. With half of the digit hidden (right, bottom "
+    "or centre) the classifier reads the true digit in 55-70% of the completions, against 20-31% for "
+    "the observation alone; with a random half of the pixels hidden, in up to 93% (68% alone). More "
+    "steps help little past 20 calls, while RePaint's resampling helps more per call (random half: "
+    "0.90 at 37 calls with 4 jumps, 0.87 at 100 calls without). DPS (fixed weight zeta = sigma_y^2, "
+    "DDPM steps, a backward pass per call) is far off below 20 calls (hidden-pixel MSE near 1: too "
+    "few steps to pull the run onto the observation) and level with single-jump replacement from 20 "
+    "on. A completion read as another digit is often a plausible one (a 9 without its right half can "
+    "be a 3 or a 5). Bits per dimension: read at logSNR 12 the model's density is a comb at the 17 "
+    "levels and dequantised points cost about 45-50 bits; from logSNR 8 on both routes give 2-4 bits "
+    "against log2 17 = 4.09 for the uniform law, best at logSNR 6 (the default of "
+    "`digits_bits_per_dim`: PF-ODE 1.96, ELBO 2.37)."
+)
+
+
 def render(fast: bool) -> str:
     scales = (0, 1, 2, 4) if fast else (0, 1, 1.5, 2, 3, 4, 6)
     steps = (10, 40) if fast else (5, 10, 20, 40, 80, 160)
     tols = (1e-3, 1e-6) if fast else (1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    n_inpaint, n_bpd = (40, 4) if fast else (359, 32)
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} "
+               f"threads, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f} at start")
     parts = [
         "## Control and few-step generation (exact where it can be)",
         "",
@@ -187,6 +245,14 @@ def render(fast: bool) -> str:
         "",
         "### Few-step gmm8: sample-based W2 against NFE, beside the teacher",
         fewstep_w2((1, 2, 4, 8)),
+        "",
+        f"### Digits inpainting: classifier accuracy and hidden-pixel MSE against NFE ({n_inpaint} test digits)",
+        READING_DIGITS,
+        "",
+        digits_inpainting(n_inpaint, (5, 10) if fast else (5, 10, 20, 50, 100), (5,) if fast else (5, 10, 25)),
+        "",
+        f"### Digits bits per dimension by both routes ({n_bpd} test digits, dequantised, bin width 2/16)",
+        digits_bpd(n_bpd, (6,) if fast else (12, 8, 6, 4, 2)),
     ]
     return "\n".join(parts)
 

@@ -1,24 +1,25 @@
-"""Browser test: the Guidance and Few-step tabs of the demo hub in headless chromium.
+"""Browser test: the Guidance, Few-step and Inverse problems tabs of the demo hub in headless chromium.
 
 Each tab shows its default view on load; a changed input re-renders the plot and the values panel
-reports the new run. Screenshots go to test-artifacts/hub_guidance.png and hub_fewstep.png.
+reports the new run; on the Inverse problems tab a drawn mask (given as text) becomes the hidden
+part. Screenshots go to test-artifacts/hub_guidance.png, hub_fewstep.png and hub_inverse.png.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from apps import fewstep_tab, guidance_tab, hub
+from apps import fewstep_tab, guidance_tab, hub, inverse_tab
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 TIMEOUT_MS = 60_000
-TABS_UNDER_TEST = [guidance_tab, fewstep_tab]  # served alone (fixture tabs_url)
+TABS_UNDER_TEST = [guidance_tab, fewstep_tab, inverse_tab]  # served alone (fixture tabs_url)
 
 
 @pytest.fixture(scope="module")
 def page(browser, tabs_url):
-    for tab in (guidance_tab, fewstep_tab):
+    for tab in TABS_UNDER_TEST:
         if tab not in hub.TABS:
             pytest.fail(f"{tab.__name__} is not in apps.hub.TABS")
     pg = browser.new_page(viewport={"width": 1280, "height": 1400})
@@ -66,4 +67,35 @@ def test_fewstep_tab(page, artifacts, wait_for_json, wait_until_idle):
     assert "flow map, 4 call(s)" in shown["w2"]
     wait_until_idle(page, timeout_s=90)
     page.screenshot(path=str(artifacts / "hub_fewstep.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_inverse_tab(page, artifacts, wait_for_json, wait_until_idle):
+    page.get_by_role("tab", name=inverse_tab.TITLE).click()
+    img = page.locator("#inverse-plot img")
+    img.wait_for(state="visible", timeout=TIMEOUT_MS)
+    first = wait_for_json(page, "#inverse-values", lambda v: True)
+    assert first["mask"] == inverse_tab.DEFAULT["mask"] and first["hidden"] == 32
+    before = img.get_attribute("src")
+    page.locator("#inverse-mask input").click()
+    page.get_by_role("option", name="centre", exact=True).click()
+    shown = wait_for_json(page, "#inverse-values", lambda v: v["mask"] == "centre", timeout_s=90)
+    assert shown["hidden"] == 16
+    wait_until_idle(page, timeout_s=90)
+    assert img.get_attribute("src") != before
+    # the editor shows the digit; a drawn mask (what painting in it produces) arrives as text
+    assert page.locator("#inverse-editor canvas").first.is_visible()
+    page.locator("#inverse-mask input").click()
+    page.get_by_role("option", name="drawn", exact=True).click()
+    shown = wait_for_json(page, "#inverse-values", lambda v: v["mask"] == "drawn", timeout_s=90)
+    assert shown["hidden"] == 0  # nothing drawn yet: nothing hidden
+    page.get_by_text("drawn mask as text").click()
+    box = page.locator("#inverse-drawn textarea, #inverse-drawn input").first
+    box.fill("1" * 16 + "0" * 48)  # the top two rows
+    box.press("Enter")
+    drawn = wait_for_json(page, "#inverse-values", lambda v: v["mask"] == "drawn" and v["hidden"] == 16,
+                          timeout_s=90)
+    assert len(drawn["replacement"]["predicted"]) == inverse_tab.SAMPLES
+    wait_until_idle(page, timeout_s=90)
+    page.screenshot(path=str(artifacts / "hub_inverse.png"), full_page=True)
     assert not page.errors, page.errors

@@ -10,7 +10,9 @@ optional ``ax`` where it draws one panel, and returns the figure.
 * :func:`plot_gap_vs_scale`: TV, KL, precision and coverage against the guidance scale;
 * :func:`plot_guided_samples`: guided samples over contours of a density on a grid;
 * :func:`plot_w2_vs_nfe_methods`: exact W2 against NFE, one curve per method (log-log);
-* :func:`plot_digit_row`: a row of 8x8 images with titles (inpainting).
+* :func:`plot_digit_row`: a row of 8x8 images with titles (inpainting);
+* :func:`plot_inpainting`: digits, what is seen of them (hidden pixels tinted) and each method's
+  completions, with the classifier's reading (green: the true digit, red: another).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = ["plot_density_pair", "plot_gap_vs_scale", "plot_guided_samples", "plot_w2_vs_nfe_methods",
-           "plot_digit_row"]
+           "plot_digit_row", "plot_inpainting"]
 
 
 def _grid_image(points: torch.Tensor, masses: torch.Tensor, cell: float):
@@ -130,5 +132,63 @@ def plot_digit_row(images: Sequence[torch.Tensor], titles: Sequence[str], fig: F
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+HIDDEN_TINT = (1.0, 0.78, 0.35)  # hidden pixels of an observation: light orange
+
+
+def _observation_rgb(image: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """An 8x8 digit black on white with the hidden pixels (``mask`` false) tinted."""
+    grey = (1.0 - (image.reshape(8, 8).detach().cpu().double().numpy() + 1.0) / 2.0).clip(0, 1)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    hidden = ~mask.reshape(8, 8).cpu().numpy().astype(bool)
+    rgb[hidden] = HIDDEN_TINT
+    return rgb
+
+
+def plot_inpainting(images: torch.Tensor, mask: torch.Tensor, completions: Mapping[str, torch.Tensor],
+                    predicted: Mapping[str, torch.Tensor] | None = None, labels: torch.Tensor | None = None,
+                    fig: Figure | None = None, title: str | None = None,
+                    row_titles: Sequence[str] | None = None) -> Figure:
+    """Inpainting at a glance: one row per digit of ``images [n, 1, 8, 8]`` (in ``[-1, 1]``, black
+    on white): the digit, what is seen of it (``mask [8, 8]`` true = seen; hidden pixels tinted
+    orange), then each method's completion (``completions``: name -> ``[n, 1, 8, 8]``). With
+    ``predicted`` (name -> the classifier's readings ``[n]``) each completion is titled with its
+    reading, framed green when it is ``labels`` and red otherwise. ``row_titles`` name the rows
+    (on the left)."""
+    n = images.shape[0]
+    names = list(completions)
+    cols = 2 + len(names)
+    fig = fig or Figure(figsize=(1.25 * cols + 0.2, 1.55 * n + (0.5 if title else 0.25)), dpi=110)
+    axes = np.asarray(fig.subplots(n, cols, squeeze=False))
+    for i in range(n):
+        panels = [(images[i], "digit"), (None, "seen")] + [(completions[k][i], k) for k in names]
+        for j, (img, head) in enumerate(panels):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if img is None:
+                ax.imshow(_observation_rgb(images[i], mask), interpolation="nearest")
+            else:
+                ax.imshow(img.reshape(8, 8).detach().cpu().numpy(), cmap="gray_r", vmin=-1, vmax=1,
+                          interpolation="nearest")
+            text = head if i == 0 else ""
+            if j >= 2 and predicted is not None:
+                read = int(predicted[names[j - 2]][i])
+                text = (text + "\n" if text else "") + f"reads {read}"
+                if labels is not None:
+                    colour = "#1a9850" if read == int(labels[i]) else "#d73027"
+                    for spine in ax.spines.values():
+                        spine.set_edgecolor(colour)
+                        spine.set_linewidth(3)
+            if j == 0 and labels is not None:
+                text = (text + "\n" if text else "") + f"label {int(labels[i])}"
+            ax.set_title(text, fontsize=8)
+        if row_titles is not None:
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
