@@ -27,8 +27,10 @@ on K/V changing little between adjacent rounds. :class:`KVCacheModel` wraps a
     so far, which is where a network routes "what has been written already" (the stale-context
     failure of prefix and dual on ``shuffle`` and ``latin``; Window-Diffusion and dKV-Cache describe
     the same transient after tokens are decoded). (b) Once ``refresh_after`` tokens (default: half
-    the block) have been committed since the last full forward, the next call is a full forward,
-    so the cached earlier blocks and masked suffix never lag more than half a block of commits.
+    the block) have been committed in a row since its last full forward, the next call runs that
+    row in full (rows are counted apart, so a row's refreshes do not depend on the rest of the
+    batch), so the cached earlier blocks and masked suffix never lag more than half a block of
+    commits.
     ``window=w`` also recomputes the ``w`` positions before the block (Window-Diffusion's local
     window). Cost per round: ``prompt + window + block`` query positions instead of ``block``, plus
     about two full forwards per block.
