@@ -17,24 +17,42 @@ of the network and means nothing here beyond "what one call costs"; the output s
 caches' cost per call, the point of this benchmark, does not depend on the weights.
 
 Grid: generation lengths (``--lengths``, default 256 and 1024) after a 32-token prompt, blocks of
-32, batches (``--batches``, default 1, 8 and 32). On the CPU the full grid would take hours (one
-uncached round at length 1024 and batch 32 runs 33k positions through 26M parameters), so the
-CPU default cuts it: every method at length 256 and batch 1, the caches at batch 8, no cache and
-the dual caches at length 1024 and batch 1, batch 32 not at all; and each decode is timed over
-its first ``--rounds`` model calls only (one block; marked ``~``: tokens per second of those
-rounds, one token per round; the caches' per-round cost is the same in every block for dual and
-dual-prompt, and largest in the first block for prefix). ``--full-grid --rounds 0`` times
-everything in full. ``--write`` puts the table into ``benchmarks/README.md``.
+32, batches (``--batches``, default 1, 8 and 32). On the CPU a full decode of the whole grid would
+take hours (one uncached round at length 1024 and batch 32 runs 33k positions through 26M
+parameters), so the CPU default follows a plan (:func:`cpu_plan`) sized to about a quarter of an
+hour on two shared cores:
+
+- length 256, batch 1: every method; no cache and the caches timed over the whole first block (32
+  model calls, 32 tokens per row), the fast strategies over their first 8 calls, draft-verify over
+  its first 3 (tokens per second of the calls made);
+- elsewhere each method is timed over its first 1-4 calls. No cache and the fast strategies run a
+  full forward per call, whose cost does not change from call to call, so a few calls give their
+  rate. A cache's block is projected from its calls: ``n_full`` full forwards (the first call; for
+  dual-prompt also the refresh after half a block) and ``32 - n_full`` cached rounds at the median
+  cached-call time (exact in structure for dual and dual-prompt, whose blocks all cost the same;
+  the first, slowest block for prefix and delayed). At length 256 and batch 1 the projection is
+  printed beside the measured block, as a check of the method;
+- left out where one call costs minutes: prefix and delayed at batch 32 and at length 1024 with
+  batch 8 (their first-block rounds recompute nearly every position, as no cache does), the fast
+  strategies at batch 32 and at length 1024 with batch 8 (a full forward per call, as no cache),
+  draft-verify beyond batch 1 and length 256 (each call evaluates up to 8 drafted sequences per
+  row), and length 1024 with batch 32 altogether (one uncached call runs 33k positions).
+
+``--full-grid`` times every method everywhere (``--rounds N``: each over its first N calls;
+0: whole decodes; the GPU default). ``--write`` puts the table into ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import statistics
 import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -111,43 +129,104 @@ class _Stop(Exception):
     pass
 
 
-class Limited:
-    """A model that stops the decode after ``limit`` calls (to time the first rounds of a long
-    generation at its full sequence length)."""
+class Timed:
+    """A model that times each call and stops the decode after ``limit`` calls (``None``: never),
+    to time the first rounds of a long generation at its full sequence length. ``masks``: masked
+    positions of the batch's rows at each call (for ``draft-verify`` with one row, whose calls after
+    the first evaluate drafted copies: the row's own masks, one more than the most-masked copy)."""
 
-    def __init__(self, model, limit: int, mask_id: int):
-        self.model, self.limit, self.calls, self.mask_id = model, limit, 0, mask_id
-        self.masks: list[int] = []  # masked positions seen at each call (sequences of the batch)
-        if hasattr(model, "begin_block"):
-            self.begin_block = model.begin_block
+    def __init__(self, model, limit: Optional[int], mask_id: int, device, drafted: bool = False):
+        self.model, self.limit, self.mask_id, self.device = model, limit, mask_id, device
+        self.drafted, self.calls = drafted, 0
+        self.masks: list[int] = []
+        self.seconds: list[float] = []
+        for name in ("begin_decode", "begin_block"):
+            if hasattr(model, name):
+                setattr(self, name, getattr(model, name))
 
     def __call__(self, tokens):
-        self.masks.append(int((tokens == self.mask_id).sum()))
-        if self.calls >= self.limit:
+        per_row = (tokens == self.mask_id).sum(1)
+        if self.drafted and self.calls > 0:
+            self.masks.append(int(per_row.max()) + 1)
+        else:
+            self.masks.append(int(per_row.sum()))
+        if self.limit is not None and self.calls >= self.limit:
             raise _Stop
         self.calls += 1
-        return self.model(tokens)
-
-
-class _Partial:
-    def __init__(self, nfe, committed):
-        self.nfe, self.committed = nfe, committed
+        _sync(self.device)
+        t0 = time.perf_counter()
+        out = self.model(tokens)
+        _sync(self.device)
+        self.seconds.append(time.perf_counter() - t0)
+        return out
 
 
 @torch.no_grad()
-def time_decode(model, prompt, gen_length, mask_id, device, max_rounds=None, **kw):
-    """Seconds and the decode output (``max_rounds``: stop after that many model calls; the
-    output then only carries ``nfe``)."""
-    if max_rounds is not None:
-        model = Limited(model, max_rounds, mask_id)
-    _sync(device)
-    t0 = time.perf_counter()
+def time_decode(model, prompt, gen_length, mask_id, device, max_rounds=None, **kw) -> Timed:
+    """Decode (stopping after ``max_rounds`` model calls when given) and return the
+    :class:`Timed` record: per-call seconds and masks."""
+    timed = Timed(model, max_rounds, mask_id, device, drafted=kw.get("strategy") == "draft-verify")
     try:
-        out = decode(model, prompt, gen_length, mask_id, block_length=BLOCK, **kw)
-    except _Stop:  # tokens committed by the calls made: masks at the first call minus at the stop
-        out = _Partial(model.calls, model.masks[0] - model.masks[-1])
-    _sync(device)
-    return time.perf_counter() - t0, out
+        out = decode(timed, prompt, gen_length, mask_id, block_length=BLOCK, **kw)
+        timed.masks.append(int((out.tokens == mask_id).sum()))
+    except _Stop:
+        pass
+    return timed
+
+
+#: full forwards in a block of ``BLOCK`` rounds, one token per round: at the block start, and for
+#: dual-prompt again once half a block was committed
+FULL_PER_BLOCK = {"prefix": 1, "dual": 1, "dual-prompt": 2, "delayed": 1}
+
+#: the CPU default plan: (length, batch) -> [(cache, strategy, options, calls timed)];
+#: ``BLOCK`` calls: the whole first block timed; fewer: per-call times (see the docstring)
+_ALL_CACHES = [(c, "confidence", {}) for c in CACHES]
+_FASTS = [("none", s, o) for s, o in FAST if s != "draft-verify"]
+
+
+def cpu_plan():
+    plan = {}
+    plan[(256, 1)] = ([(c, s, o, BLOCK) for c, s, o in _ALL_CACHES] + [(c, s, o, 8) for c, s, o in _FASTS]
+                      + [("none", "draft-verify", {"draft": 8}, 3)])
+    plan[(256, 8)] = ([("none", "confidence", {}, 2)] + [(c, s, o, 4) for c, s, o in _ALL_CACHES[1:]]
+                      + [(c, s, o, 2) for c, s, o in _FASTS])
+    plan[(256, 32)] = [("none", "confidence", {}, 1), ("dual", "confidence", {}, 4),
+                       ("dual-prompt", "confidence", {}, 4)]
+    plan[(1024, 1)] = ([("none", "confidence", {}, 2)] + [(c, s, o, 4) for c, s, o in _ALL_CACHES[1:]]
+                       + [(c, s, o, 2) for c, s, o in _FASTS])
+    plan[(1024, 8)] = [("none", "confidence", {}, 1), ("dual", "confidence", {}, 4),
+                       ("dual-prompt", "confidence", {}, 4)]
+    # (1024, 32) is left out: one uncached call runs 33k positions, minutes on a loaded 2-core CPU
+    return plan
+
+
+def _row(length, batch, cache, strategy, opts, timed: Timed, calls_asked):
+    """Tokens per second of one timed decode: over the calls made; for a cache timed over fewer
+    calls than a block, projected over a block from its first (full) call and the median cached
+    call."""
+    secs = sum(timed.seconds)
+    committed = timed.masks[0] - timed.masks[-1]
+    label = cache if strategy == "confidence" else f"{strategy} {opts}"
+    row = dict(length=length, batch=batch, method=label, calls=timed.calls, secs=secs, committed=committed,
+               tps=committed / secs if secs > 0 else float("nan"), how="measured")
+    if cache != "none" and strategy == "confidence" and timed.calls >= 2:
+        full, cached = timed.seconds[0], statistics.median(timed.seconds[1:])
+        n_full = FULL_PER_BLOCK[cache]
+        block = n_full * full + (BLOCK - n_full) * cached
+        row["projected"] = BLOCK * batch / block
+        row["full_s"], row["cached_s"] = full, cached
+        if calls_asked < BLOCK:
+            row["tps"], row["how"] = row["projected"], "projected"
+    return row
+
+
+def speedup_cell(method: str, per_call: float, batch: int, wall: float) -> str:
+    """The speed-up column: wall clock for the caches; for the strategies without a cache, whose
+    calls are the same full forward as plain decoding, the ratio of tokens per call (what does not
+    depend on the machine's load), with the wall-clock ratio beside it."""
+    if " " not in method:  # a cache (or none)
+        return f"{wall:.2f}x"
+    return f"{per_call / batch:.2f}x (wall clock {wall:.2f}x)"
 
 
 def run(args) -> list[str]:
@@ -157,57 +236,92 @@ def run(args) -> list[str]:
     net, params, shape = build(device, scale=args.logit_scale)
     mask_id = net.mask_id
     gen = torch.Generator().manual_seed(0)
+    plan = cpu_plan() if device.type == "cpu" and not args.full_grid else None
+    cells = sorted(plan) if plan else [(n, b) for n in args.lengths for b in args.batches]
+    cells = [c for c in cells if c[0] in args.lengths and c[1] in args.batches]
     rows = []
-    for length in args.lengths:
-        for batch in args.batches:
-            prompt = torch.randint(0, shape["vocab"], (batch, PROMPT), generator=gen).to(device)
-            methods = [(c, "confidence", {}) for c in CACHES] + [("none", s, o) for s, o in FAST]
-            partial = args.rounds or None
-            if device.type == "cpu" and not args.full_grid:
-                if length > 256:
-                    methods = [("none", "confidence", {}), ("dual", "confidence", {}),
-                               ("dual-prompt", "confidence", {})]
-                elif batch > 1:
-                    methods = [(c, "confidence", {}) for c in CACHES]
-                if batch > 8 or (length > 256 and batch > 1):
-                    continue
-            # warm-up: one block
-            time_decode(net, prompt, BLOCK, mask_id, device, steps=BLOCK)
-            base = None
-            for cache, strategy, opts in methods:
-                if strategy == "draft-verify" and partial:
-                    continue  # it evaluates drafted batches: timed in full runs only
-                model = net if cache == "none" else KVCacheModel(net, cache, mask_id=mask_id)
-                if cache == "none" and strategy == "confidence" and args.cuda_graphs and device.type == "cuda":
-                    model = Graphed(net)
-                kw = dict(opts, strategy=strategy)
-                if strategy == "confidence":
-                    kw["steps"] = length
-                secs, out = time_decode(model, prompt, length, mask_id, device, max_rounds=partial, **kw)
-                toks = out.committed if isinstance(out, _Partial) else length * batch
-                tps = toks / secs
-                if base is None:
-                    base = tps
-                label = f"{cache}" if strategy == "confidence" else f"{strategy} {opts}"
-                rows.append(dict(length=length, batch=batch, method=label, tps=tps, calls=out.nfe,
-                                 speedup=tps / base, partial=partial))
-                print(f"L={length} B={batch} {label}: {tps:.4g} tok/s, {out.nfe} calls, "
-                      f"{tps / base:.2f}x", flush=True)
+    t_start = time.perf_counter()
+    loads = []
+    for length, batch in cells:
+        prompt = torch.randint(0, shape["vocab"], (batch, PROMPT), generator=gen).to(device)
+        if plan:
+            methods = plan[(length, batch)]
+        else:
+            methods = ([(c, "confidence", {}, args.rounds or None) for c in CACHES]
+                       + [("none", s, o, args.rounds or None) for s, o in FAST])
+        with torch.no_grad():  # warm-up: one forward at this shape
+            net(torch.cat([prompt, torch.full((batch, length), mask_id, device=device)], 1))
+        base = None
+        for cache, strategy, opts, calls in methods:
+            model = net if cache == "none" else KVCacheModel(net, cache, mask_id=mask_id)
+            if cache == "none" and strategy == "confidence" and args.cuda_graphs and device.type == "cuda":
+                model = Graphed(net)
+            kw = dict(opts, strategy=strategy)
+            if strategy == "confidence":
+                kw["steps"] = length
+            timed = time_decode(model, prompt, length, mask_id, device, max_rounds=calls, **kw)
+            row = _row(length, batch, cache, strategy, opts, timed, calls or BLOCK)
+            if base is None:
+                base = row["tps"]
+            row["speedup"] = row["tps"] / base
+            if "projected" in row:
+                row["projected_speedup"] = row["projected"] / base
+            rows.append(row)
+            if hasattr(os, "getloadavg"):
+                loads.append(os.getloadavg()[0])
+            print(f"L={length} B={batch} {row['method']}: {row['tps']:.4g} tok/s ({row['how']}), "
+                  f"{row['calls']} calls in {row['secs']:.1f} s, {row['speedup']:.2f}x "
+                  f"[{time.perf_counter() - t_start:.0f} s]", flush=True)
     where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"CPU ({platform.processor() or platform.machine()}), {args.threads} threads")
+             else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores), "
+                  f"{args.threads} torch threads")
+    load = (f"; load average {min(loads):.1f}-{max(loads):.1f} (1 min) while timing" if loads else "")
     lines = [f"Random masked transformer, {params / 1e6:.1f}M parameters (width {shape['dim']}, "
              f"{shape['depth']} layers, {shape['heads']} heads, vocabulary {shape['vocab']}), "
-             f"{'bfloat16' if device.type == 'cuda' else 'float32'}, on {where}, {date.today()}, "
-             f"torch {torch.__version__}. {PROMPT}-token prompt, blocks of {BLOCK}; caches with "
-             "`confidence` one token per round; speed-up over no cache. `~`: timed over the first "
-             f"{args.rounds} model calls only.", "",
-             "| length | batch | method | tokens/s | model calls | speed-up |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             f"{'bfloat16' if device.type == 'cuda' else 'float32'}, on {where}{load}; {date.today()}, "
+             f"torch {torch.__version__}; {time.perf_counter() - t_start:.0f} s in all. {PROMPT}-token "
+             f"prompt, blocks of {BLOCK}; caches with `confidence`, one token per round; speed-up "
+             "over plain `confidence` decoding without a cache at the same length and batch.", "",
+             "| length | batch | method | tokens/s | how | model calls timed | tokens per call | "
+             "s per full call | s per cached call | speed-up |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        mark = "~" if r["partial"] else ""
-        lines.append(f"| {r['length']} | {r['batch']} | {r['method']} | {mark}{r['tps']:.4g} | "
-                     f"{r['calls']} | {mark}{r['speedup']:.2f}x |")
+        full = f"{r['full_s']:.2f}" if "full_s" in r else (
+            f"{r['secs'] / r['calls']:.2f}" if r["method"] == "none" and r["calls"] else "")
+        cached = f"{r['cached_s']:.3f}" if "cached_s" in r else ""
+        how = r["how"] + (f" (projected {r['projected_speedup']:.2f}x)" if r["how"] == "measured"
+                          and "projected_speedup" in r else "")
+        per_call = r["committed"] / r["calls"] if r["calls"] else float("nan")
+        lines.append(f"| {r['length']} | {r['batch']} | {r['method']} | {r['tps']:.3g} | {how} | "
+                     f"{r['calls']} | {per_call:.1f} | {full} | {cached} | "
+                     f"{speedup_cell(r['method'], per_call, r['batch'], r['speedup'])} |")
     return lines
+
+
+CUT = ("Not timed on the CPU, for time (the plan in `benchmarks/dllm_speed.py`): length 1024 with "
+       "batch 32 (one uncached call runs 33k positions, minutes under this load); prefix and delayed "
+       "at batch 32 and at length 1024 with batch 8 (their first-block rounds recompute nearly every "
+       "position, as no cache does); the fast strategies there too (a full forward per call, the cost "
+       "of no cache); draft-verify beyond length 256 and batch 1 (each call evaluates up to 8 drafted "
+       "sequences per row). `--full-grid --rounds 0` times everything over whole decodes.")
+GPU = ("GPU half: `python benchmarks/dllm_speed.py --device cuda --cuda-graphs --full-grid --write` "
+       "builds the LLaDA-like shape (width 2048, 16 layers, 16 heads, vocabulary 32768, about 1B "
+       "parameters, bfloat16), decodes the whole grid and replays a captured CUDA graph for the "
+       "uncached full forwards. No GPU was lent to this work: that table is not here and the GPU path "
+       "has not been run.")
+
+
+def section(dev: str, command: str, table: str, plan: bool) -> str:
+    """The README section: the command, the table, what the plan left out, the GPU note."""
+    parts = [f"### dLLM decoding speed at a realistic size ({dev.upper()})", "", f"`{command}`", "",
+             table, "", "`how`: *measured* is tokens per second over the calls timed; *projected* is a "
+             "cache's block of 32 rounds from its per-call times (see the module docstring); at length "
+             "256 and batch 1 both are given for the caches, a check of the projection."]
+    if plan:
+        parts += ["", CUT]
+    if dev == "cpu":
+        parts += ["", GPU]
+    return "\n".join(parts)
 
 
 def main(argv=None) -> None:
@@ -233,8 +347,9 @@ def main(argv=None) -> None:
         from dllm import write_section  # the dLLM benchmarks' README sections
 
         dev = "gpu" if args.device.startswith("cuda") else "cpu"
-        write_section(f"speed-{dev}", f"### dLLM decoding speed at a realistic size ({dev.upper()})\n\n"
-                      + text)
+        command = "python benchmarks/dllm_speed.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_section(f"speed-{dev}", section(dev, command.strip(), text, plan=args.device == "cpu"
+                                              and not args.full_grid))
 
 
 if __name__ == "__main__":

@@ -247,3 +247,42 @@ def test_dual_prompt_is_exact_for_a_single_block():
     kw = dict(gen_length=BLOCK, mask_id=MASK, steps=BLOCK, strategy="confidence")
     assert torch.equal(decode(KVCacheModel(net, "dual-prompt"), prompt, **kw).tokens,
                        decode(net, prompt, **kw).tokens)
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m != "none"])
+@pytest.mark.parametrize("strategy", ["draft-verify", "wino"])
+def test_cache_steps_aside_for_rules_that_evaluate_other_sequences(mode, strategy):
+    """draft-verify and wino evaluate drafted or leave-one-out copies, not the batch's rows: after
+    begin_decode(cacheable=False) every call is the exact forward, even when the same wrapper has
+    just cached a decode of the same shape."""
+    from diffkit.discrete import decode
+
+    net = make_net(2)
+    prompts = start_tokens(batch=2)[:, :P]
+    model = KVCacheModel(net, mode)
+    kw = dict(block_length=BLOCK // 2, **({"max_rounds": 4} if strategy == "wino" else {}))
+    decode(model, prompts, BLOCK, MASK, block_length=BLOCK // 2, strategy="confidence")
+    with torch.no_grad():
+        got = decode(model, prompts, BLOCK, MASK, strategy=strategy, **kw)
+        want = decode(net, prompts, BLOCK, MASK, strategy=strategy, **kw)
+    assert torch.equal(got.tokens, want.tokens) and got.nfe == want.nfe
+
+
+def test_dual_prompt_refreshes_each_row_on_its_own_commits():
+    """A row that reached refresh_after commits is run in full while the others stay cached: the
+    refreshed row's logits are the exact forward, the cached row's equal those of a wrapper that
+    decodes that row alone."""
+    net = make_net(2)
+    x = start_tokens(batch=2)
+    model, alone = KVCacheModel(net, "dual-prompt", refresh_after=2), KVCacheModel(net, "dual-prompt", refresh_after=2)
+    for m, t in ((model, x), (alone, x[1:])):
+        m.begin_block(t, P, P + BLOCK)
+        m(t)
+    y = x.clone()
+    y[0, P:P + 2] = 1  # row 0 commits two tokens, row 1 one
+    y[1, P] = 2
+    got = model(y)
+    with torch.no_grad():
+        torch.testing.assert_close(got[0], net(y[:1])[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(got[1], alone(y[1:])[0], rtol=0, atol=1e-12)
+    assert model.stats["full"] == 2

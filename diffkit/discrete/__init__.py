@@ -13,6 +13,9 @@ against oracle languages.
 - :mod:`.cache`: :class:`KVCacheModel`, prefix / dual (Fast-dLLM) and delayed (dKV-Cache) caches.
 - :mod:`.checkpoints`: :func:`load_pretrained`, the shipped tiny masked transformers.
 - :mod:`.hf`: :class:`HFModel`, a Hugging Face model (LLaDA, Dream) as a decode model.
+- :mod:`.padding`: left-padded prompts of different lengths in one batch (``pad_id`` of
+  :func:`decode`, :class:`OracleModel`, :class:`KVCacheModel`, :class:`HFModel`): each row decodes
+  to the tokens it gets alone.
 
 Vocabulary convention: tokens ``0 .. V-1`` are real, the mask is ``mask_id`` (``V`` by default);
 models return logits over ``max(V, mask_id + 1)`` ids and never predict the mask.

@@ -27,8 +27,10 @@ on K/V changing little between adjacent rounds. :class:`KVCacheModel` wraps a
     so far, which is where a network routes "what has been written already" (the stale-context
     failure of prefix and dual on ``shuffle`` and ``latin``; Window-Diffusion and dKV-Cache describe
     the same transient after tokens are decoded). (b) Once ``refresh_after`` tokens (default: half
-    the block) have been committed since the last full forward, the next call is a full forward,
-    so the cached earlier blocks and masked suffix never lag more than half a block of commits.
+    the block) have been committed in a row since its last full forward, the next call runs that
+    row in full (rows are counted apart, so a row's refreshes do not depend on the rest of the
+    batch), so the cached earlier blocks and masked suffix never lag more than half a block of
+    commits.
     ``window=w`` also recomputes the ``w`` positions before the block (Window-Diffusion's local
     window). Cost per round: ``prompt + window + block`` query positions instead of ``block``, plus
     about two full forwards per block.
@@ -67,11 +69,33 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["MODES", "KVCacheModel"]
+from .padding import check_pad_id, leading_pads, real_positions
+
+__all__ = ["MODES", "KVCacheModel", "masked_forward"]
 
 MODES = ("none", "prefix", "dual", "delayed", "dual-prompt")
+
+
+def masked_forward(net, tokens: Tensor, positions: Tensor, kv_hook, keep: Tensor) -> Tensor:
+    """A :class:`~diffkit.nn.MaskedTransformer` forward in which the keys with ``keep [batch, T]``
+    false are left out of attention (``T``: the sequence the keys cover, as the ``kv_hook`` returns
+    them, or ``tokens`` itself without a hook); ``positions [batch, S]`` index the position
+    embedding. Each block computes what ``TransformerBlock.forward`` does, with the attention
+    mask added (checked against it in ``tests/test_discrete_cache.py``)."""
+    h = net.embed(tokens, positions)
+    allowed = keep[:, None, None, :]
+    for i, block in enumerate(net.blocks):
+        b, s, d = h.shape
+        q, k, v = block.qkv_heads(h)
+        if kv_hook is not None:
+            k, v = kv_hook(i, k, v)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        h = h + block.proj(a.transpose(1, 2).reshape(b, s, d))
+        h = h + block.mlp(block.ln2(h))
+    return net.logits(h)
 
 
 class KVCacheModel:
@@ -88,7 +112,14 @@ class KVCacheModel:
     refresh_after: for ``"dual-prompt"``, a full forward once this many tokens were committed
         since the last one (``None``: half the block length).
 
-    ``begin_block(tokens, start, end)`` is called by :func:`diffkit.discrete.decode` before the
+    pad_id: left-padded rows (:mod:`diffkit.discrete.padding`): a row's leading ``pad_id`` run is
+        excluded from attention and its positions are counted from its first real token, in every
+        mode, so a padded row decodes as it does alone (the network must take ``positions`` per
+        row, ``[batch, S]``, and expose ``embed``, ``blocks`` and ``logits`` as
+        :class:`~diffkit.nn.MaskedTransformer` does).
+
+    ``begin_decode(cacheable)`` is called by :func:`diffkit.discrete.decode` at the start of each
+    decode and ``begin_block(tokens, start, end)`` before the
     first round of each block. Without it prefix and dual fall back to full forwards (exact).
     ``stats`` counts calls, full forwards, and query positions computed (a proxy for compute).
     A wrapper detects a new decode when a block starts at or before the previous block's start
@@ -98,7 +129,7 @@ class KVCacheModel:
 
     def __init__(self, net, mode: str = "none", mask_id: Optional[int] = None,
                  refresh_every: Optional[int] = None, window: int = 0,
-                 refresh_after: Optional[int] = None):
+                 refresh_after: Optional[int] = None, pad_id: Optional[int] = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mask_id is None:
@@ -113,6 +144,7 @@ class KVCacheModel:
         if refresh_after is not None and (isinstance(refresh_after, bool) or refresh_after < 1):
             raise ValueError(f"refresh_after must be a positive integer or None, got {refresh_after!r}")
         self.window, self.refresh_after = window, refresh_after
+        self.pad_id = check_pad_id(pad_id, mask_id)
         self.reset()
 
     # -- state -----------------------------------------------------------------------------------
@@ -126,7 +158,19 @@ class KVCacheModel:
         self._logits: Optional[Tensor] = None
         self._tokens: Optional[Tensor] = None
         self._since_refresh = 0
+        self._pad: Optional[tuple[Tensor, Tensor]] = None  # (real [B, L], positions [B, L]) of this call
+        self._bypass = False  # plain forwards until the next begin_decode
         self.stats = {"calls": 0, "full": 0, "query_positions": 0}
+
+    def begin_decode(self, cacheable: bool = True) -> None:
+        """The start of a decode (called by :func:`~diffkit.discrete.decode`): the cache is
+        forgotten (statistics are kept). ``cacheable=False`` (strategies that evaluate sequences
+        other than the batch's rows, ``draft-verify`` and ``wino``): every call until the next
+        ``begin_decode`` is a plain, exact forward."""
+        self._block, self._anchor, self._pending = None, 0, False
+        self._k, self._v, self._logits, self._tokens = [], [], None, None
+        self._since_refresh = 0
+        self._bypass = not cacheable
 
     def begin_block(self, tokens: Tensor, start: int, end: int) -> None:
         """Mark the start of a block ``[start, end)``; the next call refreshes the cache."""
@@ -139,9 +183,29 @@ class KVCacheModel:
             self._anchor = start
         self._block = (start, end)
         self._pending = True
+        self._bypass = False
 
     # -- forward passes ----------------------------------------------------------------------------
-    def _full(self, tokens: Tensor) -> Tensor:
+    def _forward(self, tokens: Tensor, positions: Optional[Tensor] = None, kv_hook=None,
+                 rows: Optional[Tensor] = None) -> Tensor:
+        """``net(tokens, positions, kv_hook)``; with padding in the call's batch, the padding is
+        kept out of attention and positions count from each row's first real token (``rows``:
+        the batch rows ``tokens`` holds, when a subset)."""
+        if self._pad is None:
+            return self.net(tokens, positions=positions, kv_hook=kv_hook)
+        keep, real_pos = self._pad
+        if rows is not None:
+            keep, real_pos = keep[rows], real_pos[rows]
+        b = tokens.shape[0]
+        if positions is None:
+            idx = torch.arange(tokens.shape[1], device=tokens.device).expand(b, -1)
+        else:
+            idx = positions.expand(b, -1) if positions.ndim == 1 else positions
+        fill = self.mask_id if self.mask_id is not None else 0
+        tokens = torch.where(keep.gather(1, idx), tokens, torch.full_like(tokens, fill))
+        return masked_forward(self.net, tokens, real_pos.gather(1, idx), kv_hook, keep)
+
+    def _run_full(self, tokens: Tensor, rows: Optional[Tensor] = None):
         ks: list[Tensor] = []
         vs: list[Tensor] = []
 
@@ -150,32 +214,47 @@ class KVCacheModel:
             vs.append(v)
             return k, v
 
-        logits = self.net(tokens, kv_hook=None if self.mode == "none" else record)
+        logits = self._forward(tokens, kv_hook=None if self.mode == "none" else record, rows=rows)
+        self.stats["full"] += 1
+        self.stats["query_positions"] += tokens.shape[0] * tokens.shape[1]
+        return logits, ks, vs
+
+    def _full(self, tokens: Tensor) -> Tensor:
+        logits, ks, vs = self._run_full(tokens)
         self._k, self._v, self._logits, self._tokens = ks, vs, logits, tokens.clone()
         self._since_refresh = 0
         self._pending = False
-        self.stats["full"] += 1
-        self.stats["query_positions"] += tokens.shape[0] * tokens.shape[1]
         return logits
 
     def _stale(self, tokens: Tensor) -> bool:
         return self._logits is None or self._logits.shape[:2] != tokens.shape
 
     def __call__(self, tokens: Tensor) -> Tensor:
+        with torch.no_grad():  # a decode model never needs gradients
+            return self._call(tokens)
+
+    def _call(self, tokens: Tensor) -> Tensor:
         if tokens.ndim != 2:
             raise ValueError(f"tokens must have shape [batch, L], got {tuple(tokens.shape)}")
         self.stats["calls"] += 1
-        if self.mode == "none":
+        pads = leading_pads(tokens, self.pad_id)
+        self._pad = (~pads, real_positions(pads)) if bool(pads.any()) else None
+        if self.mode == "none" or self._bypass:
             self.stats["query_positions"] += tokens.shape[0] * tokens.shape[1]
-            return self.net(tokens)
+            self.stats["full"] += self.mode != "none"
+            return self._forward(tokens)
         if self.mode in ("prefix", "dual", "dual-prompt"):
             due = self.refresh_every is not None and self._since_refresh + 1 >= self.refresh_every
-            if self.mode == "dual-prompt" and not due and not self._stale(tokens) and self._block:
-                m = self.refresh_after or max(1, (self._block[1] - self._block[0]) // 2)
-                committed = ((self._tokens == self.mask_id) & (tokens != self.mask_id)).sum(1)
-                due = bool(committed.max() >= m)
             if self._pending or self._block is None or self._stale(tokens) or due:
                 return self._full(tokens)
+            if self.mode == "dual-prompt":
+                m = self.refresh_after or max(1, (self._block[1] - self._block[0]) // 2)
+                rows_due = ((self._tokens == self.mask_id) & (tokens != self.mask_id)).sum(1) >= m
+                if bool(rows_due.all()):
+                    return self._full(tokens)
+                if bool(rows_due.any()):
+                    self._since_refresh += 1
+                    return self._refresh_rows(tokens, rows_due)
             self._since_refresh += 1
             return self._block_round(tokens)
         # delayed
@@ -184,14 +263,30 @@ class KVCacheModel:
             return self._full(tokens)
         return self._delayed_round(tokens)
 
-    def _block_round(self, tokens: Tensor) -> Tensor:
+    def _refresh_rows(self, tokens: Tensor, rows_due: Tensor) -> Tensor:
+        """dual-prompt, when some rows reached ``refresh_after`` commits: a full forward for those
+        rows only (their cache is replaced) and a cached round for the others, so each row's
+        refreshes depend on its own commits, not on the batch."""
+        due = rows_due.nonzero().flatten()
+        rest = (~rows_due).nonzero().flatten()
+        full, ks, vs = self._run_full(tokens[due], rows=due)
+        part = self._block_round(tokens[rest], rows=rest)
+        logits = torch.empty((tokens.shape[0], *full.shape[1:]), dtype=full.dtype, device=full.device)
+        logits[due], logits[rest] = full, part
+        self._k = [kc.index_copy(0, due, k) for kc, k in zip(self._k, ks)]
+        self._v = [vc.index_copy(0, due, v) for vc, v in zip(self._v, vs)]
+        self._logits = self._logits.index_copy(0, due, full)
+        self._tokens = self._tokens.index_copy(0, due, tokens[due])
+        return logits
+
+    def _block_round(self, tokens: Tensor, rows: Optional[Tensor] = None) -> Tensor:
         """One round of prefix / dual caching (Fast-dLLM): recompute ``[start, L)`` or ``[start, end)``
-        (dual-prompt: and ``[0, prompt)``)."""
+        (dual-prompt: and ``[0, prompt)``). ``rows``: the batch rows ``tokens`` holds."""
         start, end = self._block
         if self.mode == "dual-prompt" and min(self._anchor, start) > 0:
-            return self._anchored_round(tokens, min(self._anchor, start), start, end)
+            return self._anchored_round(tokens, min(self._anchor, start), start, end, rows)
         stop = tokens.shape[1] if self.mode == "prefix" else end
-        ks, vs = self._k, self._v
+        ks, vs, old = self._cached(rows)
 
         def hook(layer: int, k: Tensor, v: Tensor):
             kc, vc = ks[layer], vs[layer]
@@ -199,15 +294,20 @@ class KVCacheModel:
                     torch.cat([vc[:, :, :start], v, vc[:, :, stop:]], dim=2))
 
         positions = torch.arange(start, stop, device=tokens.device)
-        fresh = self.net(tokens[:, start:stop], positions=positions, kv_hook=hook)
+        fresh = self._forward(tokens[:, start:stop], positions=positions, kv_hook=hook, rows=rows)
         self.stats["query_positions"] += tokens.shape[0] * (stop - start)
-        old = self._logits
         return torch.cat([old[:, :start], fresh, old[:, stop:]], dim=1)
 
-    def _anchored_round(self, tokens: Tensor, p: int, start: int, end: int) -> Tensor:
+    def _cached(self, rows: Optional[Tensor]):
+        if rows is None:
+            return self._k, self._v, self._logits
+        return [k[rows] for k in self._k], [v[rows] for v in self._v], self._logits[rows]
+
+    def _anchored_round(self, tokens: Tensor, p: int, start: int, end: int,
+                        rows: Optional[Tensor] = None) -> Tensor:
         """dual-prompt: recompute ``[0, p)`` and ``[w, end)`` with ``w = max(p, start - window)``;
         the rest is read from the cache."""
-        ks, vs = self._k, self._v
+        ks, vs, old = self._cached(rows)
         ws = max(p, start - self.window)
 
         def hook(layer: int, k: Tensor, v: Tensor):
@@ -217,10 +317,9 @@ class KVCacheModel:
 
         positions = torch.cat([torch.arange(p, device=tokens.device),
                                torch.arange(ws, end, device=tokens.device)])
-        fresh = self.net(torch.cat([tokens[:, :p], tokens[:, ws:end]], 1), positions=positions,
-                         kv_hook=hook)
+        fresh = self._forward(torch.cat([tokens[:, :p], tokens[:, ws:end]], 1), positions=positions,
+                              kv_hook=hook, rows=rows)
         self.stats["query_positions"] += tokens.shape[0] * (p + end - ws)
-        old = self._logits
         return torch.cat([fresh[:, :p], old[:, p:ws], fresh[:, p:], old[:, end:]], dim=1)
 
     def _delayed_round(self, tokens: Tensor) -> Tensor:
@@ -244,7 +343,7 @@ class KVCacheModel:
             new_v.append(v_all)
             return k_all, v_all
 
-        fresh = self.net(tokens.gather(1, sel), positions=sel, kv_hook=hook)
+        fresh = self._forward(tokens.gather(1, sel), positions=sel, kv_hook=hook)
         self.stats["query_positions"] += tokens.shape[0] * n
         old = self._logits
         idx = sel[:, :, None].expand(-1, -1, old.shape[2])

@@ -47,7 +47,9 @@ them in the logits' own dtype and ranks with :func:`torch.topk`, as LLaDA and Dr
 bfloat16 near-ties order as in the references.
 
 LLaDA's classifier-free guidance (Nie et al. 2025, Sec. B.3): ``cfg_scale = s > 0`` evaluates the
-sequence and a copy with the prompt masked in one call and uses ``un + (s + 1)(cond - un)``.
+sequence and a copy with the prompt masked in one call and uses ``un + (s + 1)(cond - un)``
+(entries ``-inf`` in the conditional logits stay ``-inf``; where only the unconditional ones are
+``-inf``, the conditional logit is kept, so models that rule tokens out, as the oracle does, work).
 EOS: ``eos_penalty`` is subtracted from the logit of ``eos_id`` *before* the token choice and the
 confidence (``inf`` forbids it), so it acts, unlike an edit made after the argmax.
 
@@ -57,9 +59,10 @@ greedy choices; one call evaluates, as one batch, the sequences with the first `
 drafted tokens committed, and the longest prefix that the greedy rule confirms is accepted (at
 least one token). ``nfe`` counts calls; ``evaluations`` counts sequences.
 
-Cache protocol: if the model has ``begin_block(tokens, start, end)``, :func:`decode` calls it
-before the first round of each block that has masks (not for ``draft-verify`` and ``wino``, which
-evaluate more sequences than the batch).
+Cache protocol: if the model has ``begin_decode(cacheable)``, :func:`decode` calls it first
+(``cacheable`` is false for ``draft-verify`` and ``wino``, which evaluate more sequences than the
+batch: a cache then steps aside); if it has ``begin_block(tokens, start, end)``, :func:`decode`
+calls it before the first round of each block that has masks (cacheable strategies only).
 
 Vocabulary convention: see :mod:`diffkit.discrete.hmm` (``mask_id`` is never predicted).
 """
@@ -75,6 +78,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from .padding import check_pad_id, leading_pads
 from .planner import MAX_DREAM_STEPS, SCHEDULES, Plan, even_split
 from .strategies import (
     RoundContext,
@@ -86,6 +90,7 @@ from .strategies import (
     prophet_go,
     top2_gap,
     topk_mask,
+    uniform,
 )
 from .strategies import available as _available
 from .strategies import info as _info
@@ -187,6 +192,7 @@ class Config:
     cfg_scale: float = 0.0
     eos_id: Optional[int] = None
     eos_penalty: float = 0.0
+    pad_id: Optional[int] = None
 
     def rounds_cap(self) -> int:
         """Rounds per block at most: the plan's for fixed-size rules, ``block_length`` for
@@ -202,7 +208,7 @@ class Config:
 def configure(prompt, gen_length, mask_id, steps=None, strategy="confidence", block_length=None,
               temperature=0.0, threshold=None, schedule="even", eps=1e-3, alg_temp=None,
               rank_dtype="float64", cfg_scale=0.0, eos_id=None, eos_penalty=0.0,
-              options: Optional[dict] = None) -> Config:
+              options: Optional[dict] = None, pad_id=None) -> Config:
     """Validate :func:`decode`'s arguments (each error names its argument) -> :class:`Config`."""
     record = _info(strategy)
     mask_id = _int(mask_id, "mask_id")
@@ -222,6 +228,7 @@ def configure(prompt, gen_length, mask_id, steps=None, strategy="confidence", bl
         raise ValueError(f"prompt contains mask_id={mask_id}; the prompt must be fully visible")
     if (prompt < 0).any():
         raise ValueError("prompt token ids must be >= 0")
+    pad_id = check_pad_id(pad_id, mask_id)
     gen_length = _int(gen_length, "gen_length", 1, MAX_LENGTH)
     if prompt.shape[1] + gen_length > MAX_LENGTH:
         raise ValueError(f"prompt_len + gen_length must be <= {MAX_LENGTH}")
@@ -272,7 +279,7 @@ def configure(prompt, gen_length, mask_id, steps=None, strategy="confidence", bl
         raise ValueError("low_threshold must be <= threshold")
     plan = Plan(prompt.shape[1], gen_length, block_length, steps, schedule, eps)
     return Config(prompt.long(), plan, record, options, mask_id, temperature, rank_dtype, alg_temp,
-                  cfg_scale, eos_id, eos_penalty)
+                  cfg_scale, eos_id, eos_penalty, pad_id)
 
 
 # ---------------------------------------------------------------------- pure pieces
@@ -290,19 +297,22 @@ def num_transfer_tokens(masked: Tensor, steps: int) -> Tensor:
 
 
 def predict(logits: Tensor, mask_id: int, temperature: float = 0.0,
-            generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+            generator: Optional[torch.Generator] = None, start: int = 0,
+            active: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """The token chosen at every position and ``softmax(logits)`` in float64.
 
     ``temperature = 0``: the argmax; otherwise the Gumbel-max sample
     ``argmax(logits / T + g)``, ``g`` standard Gumbel from ``generator`` (the sampler of LLaDA's
-    ``add_gumbel_noise``, in float64). The mask id is never chosen."""
+    ``add_gumbel_noise``, in float64). The mask id is never chosen. ``generator`` may be a list
+    of one generator per row; ``start`` and ``active`` then say which draws each row makes
+    (:func:`~diffkit.discrete.strategies.uniform`)."""
     logits = logits.to(torch.float64)
     probs = torch.softmax(logits, -1)
     z = logits.clone()
     if 0 <= mask_id < z.shape[-1]:
         z[..., mask_id] = -math.inf
     if temperature > 0:
-        u = torch.rand(z.shape, generator=generator, dtype=torch.float64, device=z.device)
+        u = uniform(z.shape, generator, z.device, start, active, fill=0.5)
         u = u.clamp_min(torch.finfo(torch.float64).tiny)
         z = z / temperature - torch.log(-torch.log(u))
     return z.argmax(-1), probs
@@ -365,17 +375,23 @@ def _call(model: Callable, x: Tensor) -> Tensor:
 
 def model_logits(model: Callable, x: Tensor, cfg: Config) -> Tensor:
     """One model call on ``x``; with ``cfg_scale = s > 0`` the same call also evaluates ``x``
-    with the prompt masked and returns LLaDA's ``un + (s + 1)(cond - un)``."""
+    with the prompt masked (its left padding kept) and returns LLaDA's ``un + (s + 1)(cond - un)``."""
     if cfg.cfg_scale <= 0:
         return _call(model, x)
     un = x.clone()
-    un[:, : cfg.plan.prompt_len] = cfg.mask_id
+    plen = cfg.plan.prompt_len
+    pads = leading_pads(x[:, :plen], cfg.pad_id)  # left padding stays padding
+    un[:, :plen] = torch.where(pads, x[:, :plen], torch.full_like(x[:, :plen], cfg.mask_id))
     both = _call(model, torch.cat([x, un], 0))
     cond, unc = both[: x.shape[0]], both[x.shape[0]:]
     s = cfg.cfg_scale
     if not cond.dtype.is_floating_point:
         cond, unc = cond.double(), unc.double()
-    return unc + (s + 1) * (cond - unc)
+    guided = unc + (s + 1) * (cond - unc)
+    # an entry the conditional pass rules out (-inf) stays out; one only the unconditional pass
+    # rules out keeps its conditional logit (the formula would give inf - inf there)
+    guided = torch.where(torch.isneginf(unc), cond, guided)
+    return torch.where(torch.isneginf(cond), cond, guided)
 
 
 def round_logits(logits: Tensor, cfg: Config, ctx: Optional[RoundContext] = None,
@@ -441,7 +457,7 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
            threshold: Optional[float] = None, generator: Optional[torch.Generator] = None,
            *, schedule: str = "even", eps: float = 1e-3, alg_temp: Optional[float] = None,
            rank_dtype: str = "float64", cfg_scale: float = 0.0, eos_id: Optional[int] = None,
-           eos_penalty: float = 0.0, **strategy_options) -> DecodeOutput:
+           eos_penalty: float = 0.0, pad_id: Optional[int] = None, **strategy_options) -> DecodeOutput:
     """Decode ``gen_length`` tokens after ``prompt`` ``[batch, P]`` (or ``[P]``) with a masked
     diffusion model ``logits = model(tokens)``. See the module docstring for the strategies, the
     planner, the reference semantics and the cache protocol.
@@ -451,26 +467,43 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
     ``threshold``, ``credit`` and ``hierarchy`` (default 0.9). ``schedule``: ``"even"`` or
     ``"dream"`` (with ``eps``); ``alg_temp``: Dream's position sampling for the ranked rules;
     ``rank_dtype``: ``"float64"`` or ``"logits"``; ``cfg_scale``: LLaDA's guidance;
-    ``eos_id`` / ``eos_penalty``: the EOS logit lowered before the choice. Strategy options
+    ``eos_id`` / ``eos_penalty``: the EOS logit lowered before the choice. ``pad_id``: the
+    prompts are left-padded with it (default: the model's ``pad_id`` attribute, if any); the
+    padding is prompt, exempt from the vocabulary check, and the model must treat it as absent
+    (:mod:`diffkit.discrete.padding`; :class:`~diffkit.discrete.OracleModel`,
+    :class:`~diffkit.discrete.KVCacheModel` and :class:`~diffkit.discrete.HFModel` take
+    ``pad_id``). ``generator``: one :class:`torch.Generator`, or a list of one per row, which makes
+    random decoding row-invariant too (row ``j`` draws from ``generator[j]`` what it draws alone).
+    Strategy options
     (``factor``, ``gap``, ``reduce``, ``draft``, ``gamma``, ``alpha``, ``boost``, ``decay``,
     ``low_threshold``, ``eta``, ``wide``, ``narrow``, ``max_rounds``): see
     :func:`diffkit.discrete.strategies.info` for each strategy's own, with bounds and defaults.
     """
     if not callable(model) or isinstance(model, Tensor):
         raise TypeError(f"model must be callable (token ids -> logits); got {type(model).__name__}")
-    if generator is not None and not isinstance(generator, torch.Generator):
+    per_row = isinstance(generator, (list, tuple))
+    if per_row and not all(isinstance(g, torch.Generator) for g in generator):
+        raise TypeError("generator must be a torch.Generator, a list of them (one per row) or None")
+    if generator is not None and not per_row and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if pad_id is None and isinstance(getattr(model, "pad_id", None), int):
+        pad_id = model.pad_id
     cfg = configure(prompt, gen_length, mask_id, steps, strategy, block_length, temperature,
                     threshold, schedule, eps, alg_temp, rank_dtype, cfg_scale, eos_id, eos_penalty,
-                    strategy_options)
+                    strategy_options, pad_id)
     prompt = cfg.prompt
+    if per_row and len(generator) != prompt.shape[0]:
+        raise ValueError(f"generator: a list needs one generator per row ({prompt.shape[0]}), got {len(generator)}")
     vocab = getattr(model, "vocab_size", None)
-    if isinstance(vocab, int) and prompt.numel() and int(prompt.max()) >= vocab:
-        raise ValueError(f"prompt token ids must be < the model's vocab_size {vocab}; got {int(prompt.max())}")
+    real = prompt[~leading_pads(prompt, cfg.pad_id)]
+    if isinstance(vocab, int) and real.numel() and int(real.max()) >= vocab:
+        raise ValueError(f"prompt token ids must be < the model's vocab_size {vocab}; got {int(real.max())}")
     batch, plen = prompt.shape
     x = torch.cat([prompt, torch.full((batch, cfg.plan.gen_length), cfg.mask_id, dtype=torch.long,
                                       device=prompt.device)], 1)
     record = cfg.strategy
+    if hasattr(model, "begin_decode"):
+        model.begin_decode(record.cacheable)
     if record.name == "draft-verify":
         return _draft_verify(model, x, cfg, int(cfg.options["draft"]))
     out = DecodeOutput(tokens=x, nfe=0)
@@ -510,10 +543,11 @@ def decode(model: Callable[[Tensor], Tensor], prompt: Tensor, gen_length: int, m
                                remaining=masked & (positions >= plen), round=r,
                                progress=r / cap, rounds=cap, generator=generator,
                                rank_dtype=cfg.rank_dtype, alg_temp=cfg.alg_temp, state=state,
-                               drafts=drafts, loo=loo, last=last)
+                               drafts=drafts, loo=loo, last=last, gen_start=plen)
             logits = round_logits(raw, cfg, ctx, cand)
             ctx.logits = logits
-            tokens, probs64 = predict(logits, cfg.mask_id, cfg.temperature, generator)
+            tokens, probs64 = predict(logits, cfg.mask_id, cfg.temperature, generator, plen,
+                                      cand.any(-1))
             probs = probs64 if cfg.rank_dtype == "float64" else rank_probs(logits, cfg)
             conf = confidence(probs64, tokens)
             commit = record.rule(probs, tokens, cand, budget, ctx, **cfg.options)

@@ -9,8 +9,9 @@ A diffkit decode model is a callable ``tokens [batch, L] -> logits [batch, L, vo
   output at position ``i - 1`` predicts token ``i``. Dream's sampler therefore shifts the logits
   right by one position, ``logits[:, i] <- logits[:, i - 1]`` for ``i >= 1``, keeping position 0
   as it is (``shift_logits=True``).
-- Left-padded prompts in a batch: give ``pad_id`` (positions holding it are masked out of
-  attention) or an explicit ``attention_mask`` of shape ``[batch, prompt_len]`` or ``[batch, L]``
+- Left-padded prompts in a batch: give ``pad_id`` (each row's leading run of it is masked out of
+  attention; a ``pad_id`` after the first real token, e.g. a generated EOS used as pad, is a real
+  token, see :mod:`diffkit.discrete.padding`) or an explicit ``attention_mask`` of shape ``[batch, prompt_len]`` or ``[batch, L]``
   (1 = attend; a prompt-length mask is extended with ones over the generated positions). When a
   mask is used and the model's ``forward`` accepts ``position_ids``, positions are counted from the
   first real token, ``position_ids = max(cumsum(mask) - 1, 0)``, as Dream's ``generate`` does, so a
@@ -30,6 +31,8 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from .padding import leading_pads
+
 __all__ = ["HFModel", "shift_right"]
 
 
@@ -48,7 +51,8 @@ class HFModel:
     mask_id: the model's mask token id (LLaDA: 126336; Dream: ``tokenizer.mask_token_id``).
     shift_logits: apply Dream's one-position shift (:func:`shift_right`).
     attention_mask: optional ``[batch, prompt_len]`` or ``[batch, L]`` 0/1 mask for padded prompts.
-    pad_id: alternatively, the pad token id; the attention mask is then ``tokens != pad_id``.
+    pad_id: alternatively, the pad token id; the attention mask is then 0 on each row's leading
+        run of ``pad_id`` and 1 elsewhere.
     position_ids: ``"auto"`` (pass position ids counted from the first real token when a mask is
         used and the model accepts them), ``True`` or ``False``.
     mask_format: ``"2d"`` (``[batch, L]`` long) or ``"4d"`` (Dream's ``[batch, 1, L, L]`` bool).
@@ -84,7 +88,7 @@ class HFModel:
     def mask_for(self, tokens: Tensor) -> Optional[Tensor]:
         """The ``[batch, L]`` long attention mask used for ``tokens`` (``None``: attend everywhere)."""
         if self.pad_id is not None:
-            return (tokens != self.pad_id).long()
+            return (~leading_pads(tokens, self.pad_id)).long()
         if self.attention_mask is None:
             return None
         am = self.attention_mask.to(tokens.device).long()

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from .. import _checks
+from .padding import check_pad_id, leading_pads
 
 __all__ = ["HMMLanguage", "MarkovChain", "OracleModel", "logits_from_probs", "all_sequences",
            "MAX_STATES", "MAX_VOCAB", "MAX_TOKENS", "MAX_SEQUENCES", "MAX_WIDTH"]
@@ -100,11 +101,17 @@ class OracleModel:
     width]`` float64 with ``width = max(V, mask_id + 1)``; ``softmax(logits)[b, i]`` is the exact
     ``p(x_i | visible tokens)`` at a masked position and the one-hot of the token at a visible one.
     ``calls`` counts the calls (the number of function evaluations).
+
+    ``pad_id``: left-padded rows (see :mod:`diffkit.discrete.padding`): each row's leading run of
+    ``pad_id`` is absent, so the row gets the conditionals of the same row without it (its padding
+    gets zero logits, never read). Rows are then evaluated one at a time, so each row's numbers do
+    not depend on the batch.
     """
 
-    def __init__(self, oracle, mask_id: int):
+    def __init__(self, oracle, mask_id: int, pad_id: Optional[int] = None):
         self.oracle = oracle
         self.mask_id = int(mask_id)
+        self.pad_id = check_pad_id(pad_id, self.mask_id)
         self.width = max(oracle.vocab_size, self.mask_id + 1)
         self.calls = 0
 
@@ -115,6 +122,14 @@ class OracleModel:
 
     def __call__(self, tokens: Tensor) -> Tensor:
         self.calls += 1
+        if self.pad_id is not None and isinstance(tokens, Tensor) and tokens.dim() == 2:
+            pads = leading_pads(tokens, self.pad_id)
+            if pads.any():
+                out = torch.zeros(*tokens.shape, self.width, dtype=torch.float64)
+                for j, k in enumerate(pads.sum(1).tolist()):
+                    probs = self.oracle.marginals(tokens[j:j + 1, k:], self.mask_id)
+                    out[j, k:] = logits_from_probs(probs, self.width)[0]
+                return out
         probs = self.oracle.marginals(tokens, self.mask_id)
         return logits_from_probs(probs, self.width)
 
@@ -274,12 +289,13 @@ class HMMLanguage:
         onehot = torch.nn.functional.one_hot(torch.where(visible, tokens, 0), v).to(torch.float64)
         return torch.where(visible.unsqueeze(-1), onehot, probs)
 
-    def as_model(self, mask_id: Optional[int] = None) -> OracleModel:
-        """The oracle as a decoding model (see :class:`OracleModel`); ``mask_id`` defaults to V."""
+    def as_model(self, mask_id: Optional[int] = None, pad_id: Optional[int] = None) -> OracleModel:
+        """The oracle as a decoding model (see :class:`OracleModel`); ``mask_id`` defaults to V;
+        ``pad_id``: left padding treated as absent."""
         mask_id = self.vocab_size if mask_id is None else _checks.integer("mask_id", mask_id, 0)
         if 0 <= mask_id < self.vocab_size:
             raise ValueError(f"mask_id must not be a real token (0..{self.vocab_size - 1}), got {mask_id}")
-        return OracleModel(self, mask_id)
+        return OracleModel(self, mask_id, pad_id)
 
     # ------------------------------------------------------------------ exact laws
     def completion_law(self, prompt: Tensor, gen_length: int) -> tuple[Tensor, Tensor]:

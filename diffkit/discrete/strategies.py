@@ -37,7 +37,7 @@ from torch import Tensor
 
 __all__ = ["Option", "Strategy", "RoundContext", "register", "info", "available", "options_of",
            "check_options", "confidence", "margin", "neg_entropy", "topk_mask", "top2_gap",
-           "prophet_go", "PROPHET_GAPS"]
+           "prophet_go", "PROPHET_GAPS", "uniform"]
 
 #: Prophet's phase thresholds on the top-2 log-probability gap (early, middle, late third)
 PROPHET_GAPS = (7.5, 5.0, 2.5)
@@ -120,7 +120,8 @@ class RoundContext:
     (a dict kept for the block), ``drafts`` (positions committed earlier in this block that a
     revocable rule may take back), ``loo`` (for leave-one-out rules: the probability of each
     draft's token with that position masked, NaN elsewhere), ``last`` (the block's last round:
-    commit everything)."""
+    commit everything), ``gen_start`` (the first generated position; random draws made with
+    per-row generators cover ``[gen_start, L)`` only, see :func:`uniform`)."""
 
     logits: Tensor
     x: Tensor
@@ -137,6 +138,26 @@ class RoundContext:
     drafts: Optional[Tensor] = None
     loo: Optional[Tensor] = None
     last: bool = False
+    gen_start: int = 0
+
+
+def uniform(shape, generator, device=None, start: int = 0, active: Optional[Tensor] = None,
+            fill: float = 1.0) -> Tensor:
+    """Uniform ``[0, 1)`` float64 draws of ``shape = (batch, L, ...)``.
+
+    ``generator``: one :class:`torch.Generator` (or ``None``) draws the whole tensor at once;
+    a list of one generator per row draws row ``j`` from ``generator[j]``, over positions
+    ``[start, L)`` only and only when ``active[j]`` (default: every row); other entries are
+    ``fill``. With per-row generators a row's draws are those it gets when decoded alone, whatever
+    the batch and the row's left padding (``start`` is the first generated position)."""
+    if not isinstance(generator, (list, tuple)):
+        return torch.rand(tuple(shape), generator=generator, dtype=torch.float64, device=device)
+    out = torch.full(tuple(shape), fill, dtype=torch.float64, device=device)
+    for j, g in enumerate(generator):
+        if active is None or bool(active[j]):
+            out[j, start:] = torch.rand((shape[1] - start, *shape[2:]), generator=g,
+                                        dtype=torch.float64, device=device)
+    return out
 
 
 _REGISTRY: dict[str, Strategy] = {}
@@ -232,6 +253,7 @@ def _best(score: Tensor, candidates: Tensor) -> Tensor:
 
 # ---------------------------------------------------------------------- the rules
 def _position_sample(score: Tensor, candidates: Tensor, k: Tensor, alg_temp: float, generator) -> Tensor:
+    # (a list of generators: row j draws from generator[j])
     """Dream's ``alg_temp``: ``k`` positions drawn without replacement with probabilities
     ``softmax(score / alg_temp)`` over the candidates."""
     out = torch.zeros_like(candidates)
@@ -240,7 +262,8 @@ def _position_sample(score: Tensor, candidates: Tensor, k: Tensor, alg_temp: flo
     for j in range(score.shape[0]):
         kj = int(min(int(k[j]), int(candidates[j].sum())))
         if kj > 0:
-            out[j, torch.multinomial(w[j], kj, replacement=False, generator=generator)] = True
+            g = generator[j] if isinstance(generator, (list, tuple)) else generator
+            out[j, torch.multinomial(w[j], kj, replacement=False, generator=g)] = True
     return out
 
 
@@ -279,7 +302,7 @@ def _ranked_rule(score_fn):
 
 
 def _random_rule(probs, tokens, candidates, budget, ctx, **_):
-    u = torch.rand(tokens.shape, generator=ctx.generator, dtype=torch.float64, device=tokens.device)
+    u = uniform(tokens.shape, ctx.generator, tokens.device, ctx.gen_start, candidates.any(-1))
     return topk_mask(u, candidates, budget)
 
 
@@ -410,7 +433,7 @@ def _remdm_rule(probs, tokens, candidates, budget, ctx, eta=0.05, **_):
     p, _ = remdm_probabilities(ctx.round, ctx.rounds, eta)
     if ctx.last:
         return candidates.clone()
-    u = torch.rand(candidates.shape, generator=ctx.generator, dtype=torch.float64, device=candidates.device)
+    u = uniform(candidates.shape, ctx.generator, candidates.device, ctx.gen_start)
     return candidates & (u < p)
 
 
@@ -418,7 +441,7 @@ def _remdm_revoke(probs, tokens, x, ctx, eta=0.05, **_):
     _, sigma = remdm_probabilities(ctx.round, ctx.rounds, eta)
     if ctx.last or sigma <= 0:
         return torch.zeros_like(ctx.drafts)
-    u = torch.rand(ctx.drafts.shape, generator=ctx.generator, dtype=torch.float64, device=x.device)
+    u = uniform(ctx.drafts.shape, ctx.generator, x.device, ctx.gen_start)
     return ctx.drafts & (u < sigma)
 
 

@@ -239,12 +239,13 @@ class Task:
         valid = self.answers(prompt)
         return valid, torch.full((valid.shape[0],), 1.0 / valid.shape[0], dtype=torch.float64)
 
-    def as_model(self, mask_id: Optional[int] = None) -> OracleModel:
-        """The exact oracle as a decoding model (logits ``[n, P + A, max(V, mask_id + 1)]``)."""
+    def as_model(self, mask_id: Optional[int] = None, pad_id: Optional[int] = None) -> OracleModel:
+        """The exact oracle as a decoding model (logits ``[n, P + A, max(V, mask_id + 1)]``);
+        ``pad_id``: left padding treated as absent."""
         mask_id = self.mask_id if mask_id is None else int(mask_id)
         if 0 <= mask_id < self.vocab_size:
             raise ValueError(f"mask_id must not be a real token (0..{self.vocab_size - 1})")
-        return OracleModel(self, mask_id)
+        return OracleModel(self, mask_id, pad_id)
 
 
 def get_task(name: str, symbols: int = 4, length: int = 4) -> Task:
