@@ -189,7 +189,8 @@ def build() -> None:
         with gr.Column(scale=1, min_width=280):
             editor = gr.ImageEditor(
                 editor_value(DEFAULT["index"]), label="paint the pixels to hide", sources=(), transforms=(),
-                layers=False, canvas_size=(8 * SCALE, 8 * SCALE), fixed_canvas=True, image_mode="RGBA",
+                layers=gr.LayerOptions(allow_additional_layers=False, layers=["hidden pixels"]),
+                canvas_size=(8 * SCALE, 8 * SCALE), fixed_canvas=True, image_mode="RGBA",
                 brush=gr.Brush(default_size=SCALE, colors=["#ff8c00"], color_mode="fixed"),
                 height=8 * SCALE + 110, elem_id="inverse-editor")
             with gr.Accordion("drawn mask as text", open=False):
@@ -218,7 +219,9 @@ def build() -> None:
         out[n_out + i_mask], out[n_out + i_drawn] = DRAWN, bits
         return out
 
-    editor.change(from_drawing, inputs=[editor] + comps + [ENDPOINT._state],
+    # painting fires the editor's ``input`` (not ``change``); with no layer (``layers=False``)
+    # the brush draws nothing at all, hence the one fixed layer above
+    editor.input(from_drawing, inputs=[editor] + comps + [ENDPOINT._state],
                   outputs=outputs + comps + [ENDPOINT._state], api_visibility="private",
                   trigger_mode="always_last", show_progress="minimal")
     inputs["index"].input(lambda i: editor_value(int(i)) if isinstance(i, (int, float)) and 0 <= i < N_TEST

@@ -81,7 +81,7 @@ def test_painted_layers_become_the_mask():
 
 
 def test_a_painted_stroke_runs_with_the_drawn_mask():
-    """The editor's change handler of the built tab: a layer painted over the top row of the digit
+    """The editor's input handler of the built tab: a layer painted over the top row of the digit
     runs both methods with that row hidden (mask 'drawn', its bits written into the text box);
     an empty layer changes nothing."""
     import gradio as gr

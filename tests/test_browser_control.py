@@ -2,7 +2,7 @@
 
 Each tab shows its default view on load; a changed input re-renders the plot and the values panel
 reports the new run; on the Inverse problems tab a drawn mask (given as text) becomes the hidden
-part. Screenshots go to test-artifacts/hub_guidance.png, hub_fewstep.png and hub_inverse.png.
+part, and a stroke painted with the brush does too. Screenshots go to test-artifacts/hub_guidance.png, hub_fewstep.png and hub_inverse.png.
 """
 
 from __future__ import annotations
@@ -96,6 +96,21 @@ def test_inverse_tab(page, artifacts, wait_for_json, wait_until_idle):
     drawn = wait_for_json(page, "#inverse-values", lambda v: v["mask"] == "drawn" and v["hidden"] == 16,
                           timeout_s=90)
     assert len(drawn["replacement"]["predicted"]) == inverse_tab.SAMPLES
+    wait_until_idle(page, timeout_s=90)
+    # painting with the brush: a stroke across the middle of the digit becomes the drawn mask
+    page.locator("#inverse-editor button[aria-label=Brush]").click()
+    canvas = page.locator("#inverse-editor canvas").first.bounding_box()
+    y = canvas["y"] + 0.5 * canvas["height"]
+    page.mouse.move(canvas["x"] + 0.3 * canvas["width"], y)
+    page.mouse.down()
+    for k in range(1, 11):
+        page.mouse.move(canvas["x"] + (0.3 + 0.04 * k) * canvas["width"], y)
+    page.mouse.up()
+    painted = wait_for_json(page, "#inverse-values",
+                            lambda v: v["mask"] == "drawn" and v["hidden"] != 16, timeout_s=90)
+    assert 0 < painted["hidden"] < 64
+    bits = box.input_value()
+    assert len(bits) == 64 and bits.count("1") == painted["hidden"] and "1" * 16 not in bits
     wait_until_idle(page, timeout_s=90)
     page.screenshot(path=str(artifacts / "hub_inverse.png"), full_page=True)
     assert not page.errors, page.errors
