@@ -193,7 +193,7 @@ class Numeric:
         if step is not None:
             kw["step"] = step
         kw.update(kwargs)
-        return _unguarded(gr.Slider(self.lo, self.hi, **kw))
+        return _Slider(self.lo, self.hi, **kw)
 
     def number(self, **kwargs) -> gr.Number:
         """A ``gr.Number`` stating the bounds, whose typed values reach :meth:`check`."""
@@ -202,7 +202,7 @@ class Numeric:
         if self.step is not None:
             kw["step"] = self.step
         kw.update(kwargs)
-        return _unguarded(gr.Number(**kw))
+        return _Number(**kw)
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ class Choice:
         if self.info:
             kw["info"] = self.info
         kw.update(kwargs)
-        return _unguarded(gr.Dropdown(**kw))
+        return _Dropdown(**kw)
 
 
 @dataclass(frozen=True)
@@ -252,19 +252,50 @@ class Flag:
         if self.info:
             kw["info"] = self.info
         kw.update(kwargs)
-        return _unguarded(gr.Checkbox(**kw))
+        return _Checkbox(**kw)
 
 
 Spec = Numeric | Choice | Flag
 
 
-def _unguarded(component):
-    """Let every value through to the spec's check: gradio's Slider/Number preprocess would
-    raise on an out-of-range value before the function runs (error badges on every output and
-    a traceback in the log), Number's ``precision`` would round 3.7 to 4 without a word, and
-    Dropdown's own choice check raises with a traceback too."""
-    component.preprocess = lambda payload: payload
-    return component
+# Gradio's own checks, switched off: Slider's and Number's preprocess would raise on an
+# out-of-range value before the function runs (error badges on every output and a traceback in
+# the log), Number's ``precision`` would round 3.7 to 4 without a word, and Dropdown's choice
+# check raises with a traceback too; every value goes to the spec's check instead.
+#
+# The override lives on a class, not on an instance: whenever a handler returns an update for
+# a component (``gr.skip()``, ``gr.update(visible=...)``), gradio replaces that session's copy
+# of it by ``type(component)(**constructor_args)``, a new instance, and an instance attribute
+# would be lost there (the next typed value would meet gradio's bound check). ``is_template``
+# makes gradio draw the parent class's component in the page.
+
+
+class _Slider(gr.Slider):
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class _Number(gr.Number):
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class _Dropdown(gr.Dropdown):
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class _Checkbox(gr.Checkbox):
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
 
 
 # -- outputs -------------------------------------------------------------------------------------
