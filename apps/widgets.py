@@ -60,12 +60,19 @@ Gradio's own bound and choice checks are switched off on the components made her
 badge and printing a traceback); the specs are the one place where bounds live, and the UI
 states them (``info=``, from :meth:`Numeric.describe`).
 
-Triggers: sliders run on ``.input`` (drag or typed value), number boxes on ``.submit`` (Enter)
-and ``.blur`` (so half-typed values such as ``-`` are never run), dropdowns and checkboxes on
-``.input``. Only user events trigger: writing a clamped value back into a box does not run
-again. Before each page event a line of JavaScript sends what each numeric box *shows* (the
-browser may clamp a slider's range silently while its box keeps the typed text). A numeric
-component without an ``elem_id`` gets ``<api_name>-<name>``.
+Triggers: a slider runs while it is dragged (``.input``) and when it is let go or its box is
+left (``.release``); a value typed into its box runs on Enter or on leaving the box, never
+keystroke by keystroke (typing ``-3`` would otherwise run ``-``, an empty box, refuse it and
+write the last value back under the cursor). Number boxes run on ``.submit`` and ``.blur`` (Enter
+leaves the box), dropdowns and checkboxes on ``.input``. Only user events trigger: writing a clamped
+value back into a box does not run again. Before each page event a line of JavaScript sends what
+each numeric box *shows*, or for a slider's box what was typed into it (gradio's slider clamps
+its box to the bounds, silently, as the box is left, and would run ``0`` for a cleared box: the
+server must see what the user typed). A small script installed when the page loads keeps a
+numeric box's keystrokes from reaching gradio until the box is left (see
+:func:`_numeric_boxes_js`), and makes Enter leave the box; an event fired from a slider's box
+that still has the focus (a click into it) sends :data:`TYPING` and does nothing.
+A numeric component without an ``elem_id`` gets ``<api_name>-<name>``.
 """
 
 from __future__ import annotations
@@ -84,7 +91,10 @@ from typing import Any
 
 import gradio as gr
 
-__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG"]
+__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG", "TYPING"]
+
+#: what the page sends for a slider whose box the user is still typing in: the event does nothing
+TYPING = "(typing)"
 
 #: one line per rejected input goes here (stderr), never a traceback
 LOG = logging.getLogger("diffkit.apps")
@@ -417,6 +427,8 @@ class Endpoint:
 
         def page(*args):
             raw, last = dict(zip(self.names, args[:n_inputs])), args[n_inputs]
+            if any(isinstance(v, str) and v == TYPING for v in raw.values()):
+                return [gr.skip()] * (len(self._outputs) + n_inputs + 1)  # not typed yet
             last = dict(self.defaults, **(last or {}))
             try:
                 values, notes = self.validate(raw, clamp=True)
@@ -453,12 +465,18 @@ class Endpoint:
         for comp in comps:
             if isinstance(comp, gr.Number):
                 triggers += [comp.submit, comp.blur]
+            elif isinstance(comp, gr.Slider):
+                triggers += [comp.input, comp.release]
             else:
                 triggers.append(comp.input)
         gr.on(triggers=triggers, fn=self.page_function(inputs),
               inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
               api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal",
               js=self._typed_values_js(comps))
+        boxes = [c.elem_id for s, c in zip(self.specs, comps) if isinstance(s, Numeric)]
+        root = gr.context.Context.root_block
+        if boxes and root is not None:
+            root.load(None, js=_numeric_boxes_js(boxes), api_visibility="private")
         # The named API: the same components, a strict function with named parameters, on a
         # trigger no user sees (an invisible button).
         hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
@@ -466,12 +484,13 @@ class Endpoint:
                      api_name=self.api_name)
 
     def _typed_values_js(self, comps) -> str:
-        """A browser-side step run before each page event: for every numeric input it sends the
-        text its box shows (the browser clamps a slider's range to its bounds and may send that
-        clamped value, while the box keeps showing what was typed: the server must see what
-        the user sees). An empty box is sent as ``null``, a text that is no number as ``NaN``
-        (``null`` too, in JSON)."""
-        ids = []
+        """The browser-side step run before each page event: for every numeric input it sends
+        the text its box shows, or for a slider's box the text typed into it since the last
+        event (recorded by :func:`_numeric_boxes_js`: gradio clamps the box to the slider's
+        bounds as it is left, before this runs); :data:`TYPING` for a slider whose box has the
+        focus (a keystroke: the value runs on Enter or on leaving the box). An empty box is sent
+        as ``null``, a text that is no number as ``NaN`` (``null`` too, in JSON)."""
+        ids, sliders = [], []
         for spec, comp in zip(self.specs, comps):
             if isinstance(spec, Numeric):
                 if not comp.elem_id:
@@ -479,10 +498,17 @@ class Endpoint:
                 ids.append(comp.elem_id)
             else:
                 ids.append(None)
+            sliders.append(isinstance(spec, Numeric) and isinstance(comp, gr.Slider))
         return ("(...args) => { const ids = " + json.dumps(ids) + ";"
-                " return args.map((v, i) => { const id = ids[i]; if (!id) return v;"
-                " const box = document.querySelector('#' + CSS.escape(id) + ' input[type=number]');"
-                " if (!box) return v; const s = box.value.trim();"
+                " const sliders = " + json.dumps(sliders) + ";"
+                " const boxes = ids.map(id => id && document.querySelector("
+                "'#' + CSS.escape(id) + ' input[type=number]'));"
+                " const typing = boxes.findIndex((b, i) => sliders[i] && b"
+                " && b === document.activeElement);"
+                " return args.map((v, i) => { const box = boxes[i]; if (!box) return v;"
+                " if (typing >= 0) return i === typing ? " + json.dumps(TYPING) + " : v;"
+                " const t = box.dataset.typed; delete box.dataset.typed;"
+                " const s = (t === undefined ? box.value : t).trim();"
                 " return s === '' ? null : Number(s); }); }")
 
     def presets(self, presets: Mapping[str, Mapping[str, Any]], *, label: str = "preset",
@@ -503,6 +529,36 @@ class Endpoint:
         dd.input(apply, inputs=dd, outputs=self._outputs + self._comps + [self._state],
                  api_visibility="private")
         return dd
+
+
+def _numeric_boxes_js(ids: Sequence[str]) -> str:
+    """JavaScript run once when the page loads, for the numeric inputs ``ids`` (sliders and
+    number boxes). While the user types in one's box, the keystrokes stay in the box: the
+    ``input`` events are stopped before they reach gradio (a slider would run each half-typed
+    value, and gradio rewrites a box holding a text that is not yet a number, such as ``-`` or
+    ``1e``, so that typing ``-1e9`` quickly leaves ``9``), and the text is recorded in the box's
+    ``data-typed``. Enter leaves the box (gradio's slider has no submit event). As the box is
+    left, one ``input`` event hands the final text to the component's value (gradio's own event
+    listener does not see it), then gradio's ``release`` (slider) or ``blur`` (number box) runs
+    the page event, which reads ``data-typed`` (a slider has clamped its box to the bounds by
+    then). Installed once per page; each endpoint adds its inputs."""
+    return ("() => { const w = window; w.diffkitNumeric = w.diffkitNumeric || new Set();"
+            " " + json.dumps(list(ids)) + ".forEach(id => w.diffkitNumeric.add(id));"
+            " if (w.diffkitNumericWatched) return []; w.diffkitNumericWatched = true;"
+            " let syncing = false;"
+            " const ours = t => t instanceof HTMLInputElement && t.type === 'number'"
+            " && [...w.diffkitNumeric].some(id => t.closest('#' + CSS.escape(id)));"
+            " document.addEventListener('input', e => { const box = e.target;"
+            " if (syncing || !ours(box)) return;"
+            " box.dataset.typed = box.value; e.stopPropagation(); }, true);"
+            " document.addEventListener('keydown', e => {"
+            " if (e.key === 'Enter' && ours(e.target)) e.target.blur(); }, true);"
+            " document.addEventListener('blur', e => { const box = e.target;"
+            " if (!ours(box) || box.dataset.typed === undefined) return;"
+            " const stop = ev => ev.stopPropagation(); box.addEventListener('input', stop);"
+            " syncing = true; try { box.dispatchEvent(new Event('input', {bubbles: true})); }"
+            " finally { syncing = false; box.removeEventListener('input', stop); } }, true);"
+            " return []; }")
 
 
 def _differs(raw, value) -> bool:

@@ -7,18 +7,21 @@ Generic over ``apps.hub.TABS``, so a tab added to the hub is covered without a n
   width goes to ``test-artifacts/hub_<tab>_<width>.png`` (look at them);
 * **bad typed values in every numeric input** of every tab, at both widths: the inputs are
   the tab endpoint's ``Numeric`` specs (the served config maps each to its component, slider or
-  number box), and into each box goes, in turn, a value far below the minimum, an empty box,
-  0.37, a value far above the maximum, a fraction inside the bounds (integer inputs) and the
-  default. After each the box must show exactly what was run (the bound a value was clamped to,
-  or the last valid value after a refusal); a clamp or refusal must bring exactly one warning
-  naming the input and exactly one line in the server log, a valid value none; no error toast or
-  badge ever; every plot still shows an image, and after a refusal every plot is unchanged.
-  A screenshot of each tab after its bad values goes to ``hub_<tab>_bad_values_<width>.png``.
+  number box), and into each box goes, typed key by key over the selected text and then Enter,
+  in turn: a value far below the minimum, an empty box, 0.37, a value far above the maximum, a
+  fraction inside the bounds (integer inputs) and the default. Once the server has answered
+  (the page's event streams are watched for ``process_completed``), the box must show exactly
+  what was run (the bound a value was clamped to, or the last valid value after a refusal); a
+  clamp or refusal must bring exactly one warning naming the input and exactly one line in the
+  server log, a valid value none; no error toast or badge ever; every plot still shows an image,
+  and after a refusal every plot is unchanged. A screenshot of each tab showing the message of
+  its last input's clamp goes to ``hub_<tab>_bad_values_<width>.png`` (look at them).
 """
 
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -67,6 +70,7 @@ def page(request, browser, hub_url):
     pg.width = width
     pg.errors = []
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.add_init_script(_COUNT_ANSWERS_JS)
     pg.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
     pg.get_by_role("tab").first.wait_for(timeout=TIMEOUT_MS)
     try:
@@ -94,9 +98,10 @@ def _log_lines(artifacts) -> list[str]:
             if ln.startswith("diffkit.apps:")]
 
 
-def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, bool]]:
-    """``(spec, elem_id, visible)`` of every numeric input of ``module``'s endpoint, read from
-    the served page's config: the named API's event lists its components in the specs' order."""
+def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, str, bool]]:
+    """``(spec, elem_id, kind, visible)`` of every numeric input of ``module``'s endpoint (kind:
+    ``slider`` or ``number``), read from the served page's config: the named API's event lists
+    its components in the specs' order."""
     config = httpx.get(hub_url + "config", timeout=30).json()
     comps = {c["id"]: c for c in config["components"]}
     api = module.ENDPOINT.api_name
@@ -107,7 +112,8 @@ def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, bool]]:
         if isinstance(spec, w.Numeric):
             props = comps[cid]["props"]
             assert props.get("elem_id"), f"{api}: input {spec.name} has no elem_id"
-            out.append((spec, props["elem_id"], props.get("visible", True) is not False))
+            out.append((spec, props["elem_id"], comps[cid]["type"],
+                        props.get("visible", True) is not False))
     return out
 
 
@@ -126,92 +132,135 @@ def _bad_values(spec: w.Numeric) -> list[tuple[str, float | None, bool]]:
     return steps
 
 
+#: what the checks read, in one call: the box's text, whether an event is in flight (gradio
+#: marks its outputs ``.pending``), the toasts' texts, error toasts and badges, the plots' images
+_SNAPSHOT_JS = """(id) => {
+  const panel = [...document.querySelectorAll('[role=tabpanel]')].find(p => p.offsetParent);
+  const box = document.querySelector('#' + CSS.escape(id) + ' input[type=number]');
+  return {
+    box: box.value,
+    busy: !!document.querySelector('.pending, .eta-bar'),
+    toasts: [...document.querySelectorAll('[data-testid=toast-text]')].map(t => t.innerText),
+    errors: document.querySelectorAll('.toast-body.error').length
+            + [...panel.querySelectorAll('.error')].filter(e => e.offsetParent).length,
+    plots: [...panel.querySelectorAll('[data-testid=matplotlib]')]
+           .map(p => (p.querySelector('img') || {}).src || ''),
+  };
+}"""
 _CLOSE_TOASTS_JS = "() => document.querySelectorAll('[data-testid=toast-close]')" \
     ".forEach(b => b.click())"
 
 
-def _messages(page) -> tuple[list[str], int]:
-    """The texts of the toasts on the page and the number of error toasts; closes them all."""
-    texts = page.locator("[data-testid=toast-text]").all_inner_texts()
-    errors = page.locator(".toast-body.error").count()
-    page.evaluate(_CLOSE_TOASTS_JS)
-    return texts, errors
-
-
-def _plot_sources(panel) -> list[str]:
-    imgs = panel.locator("[data-testid=matplotlib] img")
-    return [imgs.nth(i).get_attribute("src") or "" for i in range(imgs.count())]
-
-
-def _wait(page, ok, timeout_s: float = 30.0) -> bool:
-    for _ in range(int(timeout_s * 20)):
-        if ok():
-            return True
-        page.wait_for_timeout(50)
-    return False
-
-
-_BUSY_JS = "() => !!document.querySelector('.pending, .eta-bar')"
-
-
-def _idle(page, timeout_s: float = 30.0) -> None:
-    """Wait until no output is marked ``.pending`` (an event in flight) for 100 ms."""
-    for _ in range(2):
-        assert _wait(page, lambda: not page.evaluate(_BUSY_JS), timeout_s), "the page stays busy"
-        page.wait_for_timeout(100)
+def _shows(snap: dict, value: float) -> bool:
+    try:
+        return float(snap["box"]) == float(value)
+    except ValueError:
+        return False
 
 
 def _is_event(request) -> bool:
-    return "/queue/join" in request.url
+    """A page event that runs (not a keystroke in a slider's box, which the page skips)."""
+    return "/queue/join" in request.url and w.TYPING not in (request.post_data or "")
 
 
-def _shows(box, value: float) -> bool:
-    try:
-        return float(box.input_value()) == float(value)
-    except ValueError:
-        return False
+#: run before the page's own scripts: counts the events the server has answered
+#: (``process_completed`` messages in the page's event streams) in ``window.diffkitAnswered``
+_COUNT_ANSWERS_JS = """
+window.diffkitAnswered = 0;
+const fetchAnswers = window.fetch;
+window.fetch = async (...args) => {
+  const response = await fetchAnswers(...args);
+  const url = String((args[0] && args[0].url) || args[0]);
+  if (!url.includes('/queue/data') || !response.body) return response;
+  const [page, watched] = response.body.tee();
+  (async () => {
+    const reader = watched.getReader(), text = new TextDecoder();
+    let tail = '';
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) return;
+      const parts = (tail + text.decode(value, {stream: true})).split('process_completed');
+      window.diffkitAnswered += parts.length - 1;
+      tail = parts[parts.length - 1].slice(-20);
+    }
+  })().catch(() => {});  // the page closed the stream
+  return new Response(page, {status: response.status, statusText: response.statusText,
+                             headers: response.headers});
+};
+"""
+
+
+def _type(page, box, typed: str) -> None:
+    """Type ``typed`` into ``box`` as a user does, key by key over a selected text, then Enter;
+    return once the server has answered the page event this sends."""
+    answered = page.evaluate("() => window.diffkitAnswered")
+    with page.expect_request(_is_event, timeout=TIMEOUT_MS):
+        box.select_text()
+        if typed:
+            box.press_sequentially(typed)
+        else:
+            box.press("Backspace")
+        box.press("Enter")
+    page.wait_for_function(f"() => window.diffkitAnswered > {answered}", timeout=TIMEOUT_MS)
+
+
+def _answer(page, elem_id: str, done, where: str, timeout_s: float = 10.0) -> dict:
+    """Poll the page (the answer drawn) until ``done(snapshot)`` holds and no event is marked in
+    flight twice in a row; the last snapshot."""
+    deadline, quiet = time.monotonic() + timeout_s, 0
+    while time.monotonic() < deadline:
+        snap = page.evaluate(_SNAPSHOT_JS, elem_id)
+        quiet = quiet + 1 if done(snap) and not snap["busy"] else 0
+        if quiet >= 2:
+            return snap
+        page.wait_for_timeout(30)
+    snap.pop("plots")
+    raise AssertionError(f"{where}: the page did not settle in {timeout_s} s; last {snap}")
 
 
 @pytest.mark.parametrize("module", hub.TABS, ids=[_slug(m.TITLE) for m in hub.TABS])
 def test_bad_typed_values_never_break_the_page(page, module, artifacts, hub_url,
                                               wait_until_idle):
     panel = _open_tab(page, module.TITLE)
+    assert _plots_shown(panel) >= 1
     wait_until_idle(page, quiet_ms=300)
-    inputs = [(spec, elem_id) for spec, elem_id, visible in _numeric_inputs(hub_url, module)
-              if visible]
+    inputs = [(spec, elem_id, kind) for spec, elem_id, kind, visible
+              in _numeric_inputs(hub_url, module) if visible]
     assert inputs, f"{module.TITLE} has no numeric input"
-    _messages(page)
-    for spec, elem_id in inputs:
+    page.evaluate(_CLOSE_TOASTS_JS)
+    for spec, elem_id, kind in inputs:
+        assert kind in ("slider", "number"), f"{spec.name}: a {kind}"
         box = page.locator(f"#{elem_id} input[type=number]")
         last = float(box.input_value())
+        snap = page.evaluate(_SNAPSHOT_JS, elem_id)
         for typed, expect, says in _bad_values(spec):
             where = f"{module.TITLE} at {page.width} px, {spec.name} typed {typed!r}"
             logged = len(_log_lines(artifacts))
-            before = _plot_sources(panel)
-            with page.expect_request(_is_event, timeout=TIMEOUT_MS):  # one event, sent
-                box.fill(typed)
-                box.press("Enter")
+            before = snap["plots"]
+            _type(page, box, typed)
             shown = last if expect is None else expect
-            if says:  # answered when the value written back (or kept) shows, and its log line
-                _wait(page, lambda b=box, v=shown, n=logged:
-                      _shows(b, v) and len(_log_lines(artifacts)) > n)
-            _idle(page)
-            assert _shows(box, shown), f"{where}: the box shows {box.input_value()!r}"
+            snap = _answer(page, elem_id, lambda sn, v=shown: _shows(sn, v), where)
+            if typed == "1e9" and spec is inputs[-1][0]:  # the page with a clamp's message
+                page.screenshot(path=str(
+                    artifacts / f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png"),
+                    full_page=True)
+            page.evaluate(_CLOSE_TOASTS_JS)  # gone before the next value is typed
+            page.wait_for_function("() => !document.querySelector('[data-testid=toast-text]')",
+                                   timeout=TIMEOUT_MS)
             new_lines = _log_lines(artifacts)[logged:]
             assert len(new_lines) == int(says), f"{where}: log lines {new_lines}"
-            texts, errors = _messages(page)
-            assert errors == 0 and _error_badges(panel) == 0, f"{where}: an error shows"
+            assert snap["errors"] == 0, f"{where}: an error shows"
+            texts = snap["toasts"]
             if says:
                 assert len(texts) == 1 and spec.name in texts[0], f"{where}: messages {texts}"
                 assert spec.name in new_lines[0]
             else:
                 assert texts == [], f"{where}: messages {texts}"
-            assert _plots_shown(panel) >= 1
+            assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"]), (
+                f"{where}: a plot shows no image")
             if expect is None:  # refused: every output keeps the last valid run
-                assert _plot_sources(panel) == before, f"{where}: the outputs changed"
+                assert snap["plots"] == before, f"{where}: the outputs changed"
             last = shown
-    page.screenshot(path=str(artifacts / f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png"),
-                    full_page=True)
     assert not page.errors, page.errors
     log = (artifacts / "hub.log").read_text()
     assert "Traceback" not in log, log[log.index("Traceback"):][:2000]
