@@ -90,6 +90,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+from gradio import component_meta as gradio_component_meta
 
 __all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG", "TYPING"]
 
@@ -280,32 +281,37 @@ Spec = Numeric | Choice | Flag
 # makes gradio draw the parent class's component in the page.
 
 
-class _Slider(gr.Slider):
-    is_template = True
+# gradio writes a ``.pyi`` stub beside any module that defines a component class (editor hints
+# for its own components); not wanted in a checkout, so the stub writer is off while these four
+# classes are made.
+_write_stub = gradio_component_meta.create_or_modify_pyi
+gradio_component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+try:
+    class _Slider(gr.Slider):
+        is_template = True
 
-    def preprocess(self, payload):
-        return payload
+        def preprocess(self, payload):
+            return payload
 
+    class _Number(gr.Number):
+        is_template = True
 
-class _Number(gr.Number):
-    is_template = True
+        def preprocess(self, payload):
+            return payload
 
-    def preprocess(self, payload):
-        return payload
+    class _Dropdown(gr.Dropdown):
+        is_template = True
 
+        def preprocess(self, payload):
+            return payload
 
-class _Dropdown(gr.Dropdown):
-    is_template = True
+    class _Checkbox(gr.Checkbox):
+        is_template = True
 
-    def preprocess(self, payload):
-        return payload
-
-
-class _Checkbox(gr.Checkbox):
-    is_template = True
-
-    def preprocess(self, payload):
-        return payload
+        def preprocess(self, payload):
+            return payload
+finally:
+    gradio_component_meta.create_or_modify_pyi = _write_stub
 
 
 # -- outputs -------------------------------------------------------------------------------------

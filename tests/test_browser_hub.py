@@ -241,6 +241,7 @@ def test_bad_typed_values_never_break_the_page(page, module, artifacts, hub_url,
             shown = last if expect is None else expect
             snap = _answer(page, elem_id, lambda sn, v=shown: _shows(sn, v), where)
             if typed == "1e9" and spec is inputs[-1][0]:  # the page with a clamp's message
+                page.wait_for_timeout(500)  # the toast's fade-in
                 page.screenshot(path=str(
                     artifacts / f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png"),
                     full_page=True)
