@@ -15,7 +15,9 @@ Generic over ``apps.hub.TABS``, so a tab added to the hub is covered without a n
   clamp or refusal must bring exactly one warning naming the input and exactly one line in the
   server log, a valid value none; no error toast or badge ever; every plot still shows an image,
   and after a refusal every plot is unchanged. A screenshot of each tab showing the message of
-  its last input's clamp goes to ``hub_<tab>_bad_values_<width>.png`` (look at them).
+  its last input's clamp goes to ``hub_<tab>_bad_values_<width>.png`` (look at them). Any other
+  numeric box of the tab (the dLLM tab's round slider) gets the same values and must show no
+  error.
 """
 
 from __future__ import annotations
@@ -262,6 +264,31 @@ def test_bad_typed_values_never_break_the_page(page, module, artifacts, hub_url,
             if expect is None:  # refused: every output keeps the last valid run
                 assert snap["plots"] == before, f"{where}: the outputs changed"
             last = shown
+    # numeric boxes of the tab outside its endpoint's inputs (the dLLM tab's round slider):
+    # whatever is typed, no error shows and the log holds no traceback
+    ids = {elem_id for _, elem_id, _ in inputs}
+    others = page.evaluate("""() => {
+      const panel = [...document.querySelectorAll('[role=tabpanel]')].find(p => p.offsetParent);
+      return [...panel.querySelectorAll('input[type=number]')].filter(b => b.offsetParent)
+        .map(b => (b.closest('[id]') || {}).id || '');
+    }""")
+    for elem_id in [i for i in others if i not in ids]:
+        assert elem_id, f"{module.TITLE}: a numeric box without an elem_id"
+        box = page.locator(f"#{elem_id} input[type=number]")
+        for typed in ("-1e9", "", "1e9", "0.37"):
+            answered = page.evaluate("() => window.diffkitAnswered")
+            box.select_text()
+            if typed:
+                box.press_sequentially(typed)
+            else:
+                box.press("Backspace")
+            box.press("Enter")
+            page.wait_for_function(f"() => window.diffkitAnswered > {answered}",
+                                   timeout=TIMEOUT_MS)
+            snap = _answer(page, elem_id, lambda sn: True, f"{elem_id} typed {typed!r}")
+            assert snap["errors"] == 0, f"{module.TITLE}, #{elem_id} typed {typed!r}: an error"
+            assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"])
+        page.evaluate(_CLOSE_TOASTS_JS)
     assert not page.errors, page.errors
     log = (artifacts / "hub.log").read_text()
     assert "Traceback" not in log, log[log.index("Traceback"):][:2000]
