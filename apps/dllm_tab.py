@@ -329,13 +329,17 @@ def compute(language, model, strategy, gen_length, steps, block_length, temperat
 ENDPOINT = w.Endpoint(compute, SPECS, api_name=API_NAME, cache_size=256)
 
 
+#: the rounds table's cut (gradio's own bound check off: a typed value out of range is clamped)
+ROUND = w.Numeric("upto", 0, MAX_ROUNDS_SHOWN, 0, integer=True, label="show rounds up to")
+
+
 def show_round(record: dict, upto) -> str:
     """The rounds table cut after round ``upto`` (the round slider's endpoint)."""
     if not record:
         return ""
-    try:
-        upto = int(float(upto or 0))
-    except (TypeError, ValueError):
+    try:  # a typed value is clamped into the slider's range; no number shows round 0
+        upto = min(max(int(float(upto or 0)), 0), MAX_ROUNDS_SHOWN)
+    except (TypeError, ValueError, OverflowError):
         upto = 0
     frames = dviz.Frames(torch.tensor(record["frames"]), torch.tensor(record["round_of"]),
                          torch.tensor([math.nan if c is None else c for c in record["confidence"]],
@@ -408,8 +412,7 @@ def build() -> None:
     note = gr.Markdown(first[4], label="note", elem_id="dllm-note")
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            round_in = gr.Slider(0, MAX_ROUNDS_SHOWN, value=first[1], step=1,
-                                 label="show rounds up to", elem_id="dllm-round")
+            round_in = ROUND.slider(value=first[1], elem_id="dllm-round")
             table = gr.HTML(first[0], label="rounds table", elem_id="dllm-rounds")
         with gr.Column(scale=1, min_width=420):
             pareto = gr.Plot(first[2], label="exact error against rounds", show_label=False,

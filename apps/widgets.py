@@ -60,12 +60,19 @@ Gradio's own bound and choice checks are switched off on the components made her
 badge and printing a traceback); the specs are the one place where bounds live, and the UI
 states them (``info=``, from :meth:`Numeric.describe`).
 
-Triggers: sliders run on ``.input`` (drag or typed value), number boxes on ``.submit`` (Enter)
-and ``.blur`` (so half-typed values such as ``-`` are never run), dropdowns and checkboxes on
-``.input``. Only user events trigger: writing a clamped value back into a box does not run
-again. Before each page event a line of JavaScript sends what each numeric box *shows* (the
-browser may clamp a slider's range silently while its box keeps the typed text). A numeric
-component without an ``elem_id`` gets ``<api_name>-<name>``.
+Triggers: a slider runs while it is dragged (``.input``) and when it is let go or its box is
+left (``.release``); a value typed into its box runs on Enter or on leaving the box, never
+keystroke by keystroke (typing ``-3`` would otherwise run ``-``, an empty box, refuse it and
+write the last value back under the cursor). Number boxes run on ``.submit`` and ``.blur`` (Enter
+leaves the box), dropdowns and checkboxes on ``.input``. Only user events trigger: writing a clamped
+value back into a box does not run again. Before each page event a line of JavaScript sends what
+each numeric box *shows*, or for a slider's box what was typed into it (gradio's slider clamps
+its box to the bounds, silently, as the box is left, and would run ``0`` for a cleared box: the
+server must see what the user typed). A small script installed when the page loads keeps a
+numeric box's keystrokes from reaching gradio until the box is left (see
+:func:`_numeric_boxes_js`), and makes Enter leave the box; an event fired from a slider's box
+that still has the focus (a click into it) sends :data:`TYPING` and does nothing.
+A numeric component without an ``elem_id`` gets ``<api_name>-<name>``.
 """
 
 from __future__ import annotations
@@ -84,13 +91,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
+from gradio import component_meta as gradio_component_meta
 
-__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG", "PLOTTING"]
+__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG", "PLOTTING",
+           "TYPING"]
 
 #: held while a tab computes and draws its outputs: matplotlib's mathtext parser (pyparsing) is
 #: not thread-safe, and two figures with TeX labels drawn at once can raise a ParseException.
 #: Events of the hub run in worker threads, two per endpoint and several endpoints at once.
 PLOTTING = threading.RLock()
+
+#: what the page sends for a slider whose box the user is still typing in: the event does nothing
+TYPING = "(typing)"
 
 #: one line per rejected input goes here (stderr), never a traceback
 LOG = logging.getLogger("diffkit.apps")
@@ -199,7 +211,7 @@ class Numeric:
         if step is not None:
             kw["step"] = step
         kw.update(kwargs)
-        return _unguarded(gr.Slider(self.lo, self.hi, **kw))
+        return _Slider(self.lo, self.hi, **kw)
 
     def number(self, **kwargs) -> gr.Number:
         """A ``gr.Number`` stating the bounds, whose typed values reach :meth:`check`."""
@@ -208,7 +220,7 @@ class Numeric:
         if self.step is not None:
             kw["step"] = self.step
         kw.update(kwargs)
-        return _unguarded(gr.Number(**kw))
+        return _Number(**kw)
 
 
 @dataclass(frozen=True)
@@ -236,7 +248,7 @@ class Choice:
         if self.info:
             kw["info"] = self.info
         kw.update(kwargs)
-        return _unguarded(gr.Dropdown(**kw))
+        return _Dropdown(**kw)
 
 
 @dataclass(frozen=True)
@@ -258,19 +270,55 @@ class Flag:
         if self.info:
             kw["info"] = self.info
         kw.update(kwargs)
-        return _unguarded(gr.Checkbox(**kw))
+        return _Checkbox(**kw)
 
 
 Spec = Numeric | Choice | Flag
 
 
-def _unguarded(component):
-    """Let every value through to the spec's check: gradio's Slider/Number preprocess would
-    raise on an out-of-range value before the function runs (error badges on every output and
-    a traceback in the log), Number's ``precision`` would round 3.7 to 4 without a word, and
-    Dropdown's own choice check raises with a traceback too."""
-    component.preprocess = lambda payload: payload
-    return component
+# Gradio's own checks, switched off: Slider's and Number's preprocess would raise on an
+# out-of-range value before the function runs (error badges on every output and a traceback in
+# the log), Number's ``precision`` would round 3.7 to 4 without a word, and Dropdown's choice
+# check raises with a traceback too; every value goes to the spec's check instead.
+#
+# The override lives on a class, not on an instance: whenever a handler returns an update for
+# a component (``gr.skip()``, ``gr.update(visible=...)``), gradio replaces that session's copy
+# of it by ``type(component)(**constructor_args)``, a new instance, and an instance attribute
+# would be lost there (the next typed value would meet gradio's bound check). ``is_template``
+# makes gradio draw the parent class's component in the page.
+
+
+# gradio writes a ``.pyi`` stub beside any module that defines a component class (editor hints
+# for its own components); not wanted in a checkout, so the stub writer is off while these four
+# classes are made.
+_write_stub = gradio_component_meta.create_or_modify_pyi
+gradio_component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+try:
+    class _Slider(gr.Slider):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    class _Number(gr.Number):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    class _Dropdown(gr.Dropdown):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+
+    class _Checkbox(gr.Checkbox):
+        is_template = True
+
+        def preprocess(self, payload):
+            return payload
+finally:
+    gradio_component_meta.create_or_modify_pyi = _write_stub
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -393,6 +441,8 @@ class Endpoint:
 
         def page(*args):
             raw, last = dict(zip(self.names, args[:n_inputs])), args[n_inputs]
+            if any(isinstance(v, str) and v == TYPING for v in raw.values()):
+                return [gr.skip()] * (len(self._outputs) + n_inputs + 1)  # not typed yet
             last = dict(self.defaults, **(last or {}))
             try:
                 values, notes = self.validate(raw, clamp=True)
@@ -429,12 +479,18 @@ class Endpoint:
         for comp in comps:
             if isinstance(comp, gr.Number):
                 triggers += [comp.submit, comp.blur]
+            elif isinstance(comp, gr.Slider):
+                triggers += [comp.input, comp.release]
             else:
                 triggers.append(comp.input)
         gr.on(triggers=triggers, fn=self.page_function(inputs),
               inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
               api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal",
               js=self._typed_values_js(comps))
+        boxes = [c.elem_id for s, c in zip(self.specs, comps) if isinstance(s, Numeric)]
+        root = gr.context.Context.root_block
+        if boxes and root is not None:
+            root.load(None, js=_numeric_boxes_js(boxes), api_visibility="private")
         # The named API: the same components, a strict function with named parameters, on a
         # trigger no user sees (an invisible button).
         hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
@@ -442,12 +498,13 @@ class Endpoint:
                      api_name=self.api_name)
 
     def _typed_values_js(self, comps) -> str:
-        """A browser-side step run before each page event: for every numeric input it sends the
-        text its box shows (the browser clamps a slider's range to its bounds and may send that
-        clamped value, while the box keeps showing what was typed: the server must see what
-        the user sees). An empty box is sent as ``null``, a text that is no number as ``NaN``
-        (``null`` too, in JSON)."""
-        ids = []
+        """The browser-side step run before each page event: for every numeric input it sends
+        the text its box shows, or for a slider's box the text typed into it since the last
+        event (recorded by :func:`_numeric_boxes_js`: gradio clamps the box to the slider's
+        bounds as it is left, before this runs); :data:`TYPING` for a slider whose box has the
+        focus (a keystroke: the value runs on Enter or on leaving the box). An empty box is sent
+        as ``null``, a text that is no number as ``NaN`` (``null`` too, in JSON)."""
+        ids, sliders = [], []
         for spec, comp in zip(self.specs, comps):
             if isinstance(spec, Numeric):
                 if not comp.elem_id:
@@ -455,10 +512,17 @@ class Endpoint:
                 ids.append(comp.elem_id)
             else:
                 ids.append(None)
+            sliders.append(isinstance(spec, Numeric) and isinstance(comp, gr.Slider))
         return ("(...args) => { const ids = " + json.dumps(ids) + ";"
-                " return args.map((v, i) => { const id = ids[i]; if (!id) return v;"
-                " const box = document.querySelector('#' + CSS.escape(id) + ' input[type=number]');"
-                " if (!box) return v; const s = box.value.trim();"
+                " const sliders = " + json.dumps(sliders) + ";"
+                " const boxes = ids.map(id => id && document.querySelector("
+                "'#' + CSS.escape(id) + ' input[type=number]'));"
+                " const typing = boxes.findIndex((b, i) => sliders[i] && b"
+                " && b === document.activeElement);"
+                " return args.map((v, i) => { const box = boxes[i]; if (!box) return v;"
+                " if (typing >= 0) return i === typing ? " + json.dumps(TYPING) + " : v;"
+                " const t = box.dataset.typed; delete box.dataset.typed;"
+                " const s = (t === undefined ? box.value : t).trim();"
                 " return s === '' ? null : Number(s); }); }")
 
     def presets(self, presets: Mapping[str, Mapping[str, Any]], *, label: str = "preset",
@@ -479,6 +543,36 @@ class Endpoint:
         dd.input(apply, inputs=dd, outputs=self._outputs + self._comps + [self._state],
                  api_visibility="private")
         return dd
+
+
+def _numeric_boxes_js(ids: Sequence[str]) -> str:
+    """JavaScript run once when the page loads, for the numeric inputs ``ids`` (sliders and
+    number boxes). While the user types in one's box, the keystrokes stay in the box: the
+    ``input`` events are stopped before they reach gradio (a slider would run each half-typed
+    value, and gradio rewrites a box holding a text that is not yet a number, such as ``-`` or
+    ``1e``, so that typing ``-1e9`` quickly leaves ``9``), and the text is recorded in the box's
+    ``data-typed``. Enter leaves the box (gradio's slider has no submit event). As the box is
+    left, one ``input`` event hands the final text to the component's value (gradio's own event
+    listener does not see it), then gradio's ``release`` (slider) or ``blur`` (number box) runs
+    the page event, which reads ``data-typed`` (a slider has clamped its box to the bounds by
+    then). Installed once per page; each endpoint adds its inputs."""
+    return ("() => { const w = window; w.diffkitNumeric = w.diffkitNumeric || new Set();"
+            " " + json.dumps(list(ids)) + ".forEach(id => w.diffkitNumeric.add(id));"
+            " if (w.diffkitNumericWatched) return []; w.diffkitNumericWatched = true;"
+            " let syncing = false;"
+            " const ours = t => t instanceof HTMLInputElement && t.type === 'number'"
+            " && [...w.diffkitNumeric].some(id => t.closest('#' + CSS.escape(id)));"
+            " document.addEventListener('input', e => { const box = e.target;"
+            " if (syncing || !ours(box)) return;"
+            " box.dataset.typed = box.value; e.stopPropagation(); }, true);"
+            " document.addEventListener('keydown', e => {"
+            " if (e.key === 'Enter' && ours(e.target)) e.target.blur(); }, true);"
+            " document.addEventListener('blur', e => { const box = e.target;"
+            " if (!ours(box) || box.dataset.typed === undefined) return;"
+            " const stop = ev => ev.stopPropagation(); box.addEventListener('input', stop);"
+            " syncing = true; try { box.dispatchEvent(new Event('input', {bubbles: true})); }"
+            " finally { syncing = false; box.removeEventListener('input', stop); } }, true);"
+            " return []; }")
 
 
 def _differs(raw, value) -> bool:

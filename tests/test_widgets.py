@@ -141,6 +141,17 @@ def test_page_handler_clamps_refuses_and_keeps_the_last_run(monkeypatch):
     assert "seed must be a whole number in 0..99; got 3.7, which is not whole" in warned[-1]
     # gradio's own bound checks are off: the raw value reaches the spec
     assert comps["t"].preprocess(-3) == -3 and comps["seed"].preprocess(3.7) == 3.7
+    # ... and stay off in the copy gradio builds of a component after an update for it
+    # (gr.skip(), gr.update(visible=...)): type(component)(**constructor_args)
+    for name, raw in (("t", -3), ("seed", 3.7), ("shape", "circle"), ("big", 1)):
+        comp = comps[name]
+        rebuilt = type(comp)(**{**comp.constructor_args, "render": False})
+        assert rebuilt.preprocess(raw) == raw
+        assert rebuilt.get_block_name() == type(comp).__mro__[1].__name__.lower()
+    # a keystroke in a slider's box (the page sends TYPING): nothing runs, nothing is said
+    n_warned = len(warned)
+    res = page("square", w.TYPING, 5, False, last)
+    assert res == [gr.skip()] * 6 and len(warned) == n_warned
 
 
 def test_api_function_has_named_parameters_and_refuses_strictly():
