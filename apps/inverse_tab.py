@@ -66,7 +66,7 @@ class MaskBits:
         kw = dict(value=self.default, label=self.label or self.name, max_lines=1,
                   info="64 characters, 1 = hidden, row by row (the painted mask lands here)")
         kw.update(kwargs)
-        return w._unguarded(gr.Textbox(**kw))
+        return gr.Textbox(**kw)  # no check of its own: every value reaches :meth:`check`
 
 
 def bits_to_mask(bits: str) -> torch.Tensor:
