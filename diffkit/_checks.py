@@ -35,7 +35,7 @@ from typing import Iterable
 
 import torch
 
-__all__ = ["integer", "real", "tensor", "finite", "choice", "boolean"]
+__all__ = ["integer", "real", "tensor", "finite", "choice", "boolean", "function", "generator"]
 
 
 def _shown(value) -> str:
@@ -170,4 +170,18 @@ def tensor(name: str, value, *, floating: bool | None = None, dim: int | tuple[i
                          f"{tuple(value.shape)}")
     if check_finite and value.is_floating_point():
         finite(name, value, sync=sync)
+    return value
+
+
+def function(name: str, value, what: str = "a callable D(x, t)"):
+    """``value`` if it is callable."""
+    if not callable(value):
+        raise TypeError(f"{name} must be {what}; got {type(value).__name__}")
+    return value
+
+
+def generator(name: str, value):
+    """``value`` if it is a ``torch.Generator`` or ``None``."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None; got {type(value).__name__}")
     return value

@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import torch
 
+from . import _checks
 from .analytic import GaussianMixture
 
 __all__ = ["TOY_NAMES", "MIXTURE_NAMES", "toy", "toy_mixture", "digits", "DIGITS_TEST_FRACTION"]
@@ -39,13 +40,13 @@ GMM8_STD = 0.25
 
 #: the share of every class held out in the test split of :func:`digits`
 DIGITS_TEST_FRACTION = 0.2
+#: the most points :func:`toy` draws in one call (10 million 2-D points: 160 MB in float64)
+MAX_N = 10**7
 _DIGITS_SEED = 0
 
 
 def _check_count(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer; got {n!r}")
-    return n
+    return _checks.integer("n", n, 1, MAX_N)
 
 
 def _check_name(name, names, what="name") -> str:

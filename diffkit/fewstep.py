@@ -34,8 +34,9 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
+from . import _checks
 from .nn import sinusoidal_embedding
-from .paths import as_time, expand
+from .paths import MAX_STEPS, as_time, expand
 from .samplers import sample
 from .samplers.sample import resolve_path
 
@@ -49,10 +50,10 @@ T_MIN = 1e-3
 
 def jump_grid(path, steps: int, t_min: float = T_MIN, dtype=torch.float64) -> Tensor:
     """``steps + 1`` times uniform in ``t`` from the path's start down to ``t_min``."""
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
+    steps = _checks.integer("steps", steps, 1, MAX_STEPS)
     path = resolve_path(path)
-    return torch.linspace(path.t_start, float(t_min), steps + 1, dtype=dtype)
+    t_min = _checks.real("t_min", t_min, 0.0, float(path.t_start), low_open=True, high_open=True)
+    return torch.linspace(path.t_start, t_min, steps + 1, dtype=dtype)
 
 
 class FlowMapNet(nn.Module):

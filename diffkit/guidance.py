@@ -24,6 +24,7 @@ from typing import Callable
 
 import torch
 
+from . import _checks
 from .paths import as_time, get
 from .views import from_x0, to_x0
 
@@ -31,13 +32,12 @@ __all__ = ["cfg", "classifier", "interval", "add_score", "tilted_gap", "grid_2d"
            "hdr_mask", "precision_coverage", "knn_precision_coverage"]
 
 
+#: the largest grid side of :func:`tilted_gap` (``n * n`` probability-flow solves)
+MAX_GRID = 1024
+
+
 def _check_scale(scale) -> float:
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-        raise TypeError(f"scale must be a real number; got {type(scale).__name__}")
-    scale = float(scale)
-    if scale != scale or abs(scale) == float("inf"):
-        raise ValueError(f"scale must be finite; got {scale}")
-    return scale
+    return _checks.real("scale", scale)
 
 
 def _check_callable(f, name: str) -> None:
@@ -103,8 +103,9 @@ def interval(conditional: Callable, unconditional: Callable, scale: float, t_lo:
     """CFG at ``scale`` for ``t_lo <= t <= t_hi`` and the conditional denoiser elsewhere
     (Kynkaanniemi et al. 2024, eq. 3: guidance applied in a limited interval of noise levels;
     written in ``t``, which is monotone in their ``sigma``). ``t`` may be a scalar or ``[n]``."""
-    t_lo, t_hi = float(t_lo), float(t_hi)
-    if not 0.0 <= t_lo <= t_hi <= 1.0:
+    t_lo = _checks.real("t_lo", t_lo, 0.0, 1.0)
+    t_hi = _checks.real("t_hi", t_hi, 0.0, 1.0)
+    if not t_lo <= t_hi:
         raise ValueError(f"need 0 <= t_lo <= t_hi <= 1; got t_lo={t_lo}, t_hi={t_hi}")
     guided = cfg(conditional, unconditional, scale)
 
@@ -124,9 +125,10 @@ def interval(conditional: Callable, unconditional: Callable, scale: float, t_lo:
 def grid_2d(box, n: int, dtype=torch.float64) -> tuple[torch.Tensor, float]:
     """Cell centres ``[n * n, 2]`` of a regular grid on ``box = (x_lo, x_hi, y_lo, y_hi)`` (row
     major: ``y`` varies slowest) and the cell area: the quadrature of :func:`tilted_gap`."""
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2; got {n!r}")
-    x_lo, x_hi, y_lo, y_hi = (float(v) for v in box)
+    n = _checks.integer("n", n, 2, MAX_GRID)
+    if isinstance(box, (str, bytes)) or not hasattr(box, "__len__") or len(box) != 4:
+        raise TypeError(f"box must be four numbers (x_lo, x_hi, y_lo, y_hi); got {box!r}")
+    x_lo, x_hi, y_lo, y_hi = (_checks.real("box", v) for v in box)
     if not (x_lo < x_hi and y_lo < y_hi):
         raise ValueError(f"box must be (x_lo, x_hi, y_lo, y_hi) with lo < hi; got {box}")
     hx, hy = (x_hi - x_lo) / n, (y_hi - y_lo) / n
@@ -185,8 +187,13 @@ def tilted_gap(mixture, c, scale: float, path, box, n: int = 64, level: float = 
     the class's own law ``p(x | c)`` (:func:`precision_coverage`), and the grid's ``points``, ``cell``
     and cell masses ``sampled``, ``tilted`` for pictures.
     """
+    from .analytic import GaussianMixture
     from .likelihood import log_prob
 
+    if not isinstance(mixture, GaussianMixture):
+        raise TypeError(f"mixture must be a labelled analytic.GaussianMixture; got {type(mixture).__name__}")
+    scale = _checks.real("scale", scale, 0.0)
+    level = _checks.real("level", level, 0.0, 1.0, low_open=True, high_open=True)
     if mixture.dim != 2:
         raise ValueError(f"mixture must be 2-dimensional for the grid quadrature; got dim {mixture.dim}")
     points, cell = grid_2d(box, n, mixture.means.dtype)
@@ -207,7 +214,9 @@ def knn_precision_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -
     real neighbour; coverage (Naeem et al. 2020, eq. 4) the fraction of ``real`` points whose ball
     holds at least one ``fake`` point. Both are 1 when ``fake`` is ``real``; guidance trades
     coverage for precision. ``real [n, d]``, ``fake [m, d]``."""
-    if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
+    real = _checks.tensor("real", real, floating=True, dim=2)
+    fake = _checks.tensor("fake", fake, floating=True, dim=2)
+    if real.shape[1] != fake.shape[1]:
         raise ValueError("real and fake must be [n, d] and [m, d] point clouds of one dimension d")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < real.shape[0]:
         raise ValueError(f"k must be an int in 1..{real.shape[0] - 1}; got {k!r}")

@@ -48,8 +48,11 @@ from typing import Callable
 
 import torch
 
+from . import _checks
 from .guidance import add_score
+from .paths import MAX_STEPS
 from .samplers._common import Noise, schedule
+from .samplers.sample import _Counted as _Refusals
 from .samplers.sample import make_grid, resolve_path
 
 __all__ = ["invert", "INVERTERS", "replacement", "dps", "posterior", "mask_operator", "digit_masks",
@@ -59,9 +62,10 @@ INVERTERS = ("ddim", "dpm++2m")
 
 
 def _check_steps(steps) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an int >= 1; got {steps!r}")
-    return steps
+    return _checks.integer("steps", steps, 1, MAX_STEPS)
+
+#: the most resamplings per step of :func:`replacement`
+MAX_JUMPS = 100
 
 
 def inversion_grid(path, steps: int, grid="logsnr") -> torch.Tensor:
@@ -79,11 +83,12 @@ def invert(denoiser: Callable, path, x0: torch.Tensor, solver: str = "ddim", ste
     (the sampling grid of ``steps`` steps without its final jump to ``t = 0``). Sampling the result
     with the same solver, grid and steps and stopping at that smallest time undoes it up to the
     discretisation error."""
-    if solver not in INVERTERS:
-        raise ValueError(f"solver must be one of {', '.join(INVERTERS)}; got {solver!r}")
+    _checks.choice("solver", solver, INVERTERS)
+    _checks.function("denoiser", denoiser)
+    x0 = _checks.tensor("x0", x0, floating=True, min_dim=1)
     path = resolve_path(path)
     ts = inversion_grid(path, _check_steps(steps), grid)
-    return _exponential_run(denoiser, path, x0, ts, order=1 if solver == "ddim" else 2)
+    return _exponential_run(_Refusals(denoiser, x0, "x0"), path, x0, ts, order=1 if solver == "ddim" else 2)
 
 
 def _exponential_run(denoiser, path, x, ts, order: int):
@@ -108,17 +113,23 @@ def _exponential_run(denoiser, path, x, ts, order: int):
 def mask_operator(mask: torch.Tensor) -> torch.Tensor:
     """The measurement matrix ``A [p, d]`` that keeps the entries where the boolean ``mask [d]`` (or
     any shape, flattened) is true: rows of the identity, so ``A A^T = I``."""
-    mask = torch.as_tensor(mask).reshape(-1).to(torch.bool)
+    if not (isinstance(mask, torch.Tensor) and mask.dtype == torch.bool):
+        mask = _checks.tensor("mask", mask, convert=True)
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError("mask must hold only 0 and 1 (or booleans)")
+    mask = mask.reshape(-1).to(torch.bool)
     if not bool(mask.any()):
         raise ValueError("mask must keep at least one entry")
     return torch.eye(mask.numel(), dtype=torch.float64)[mask]
 
 
 def _check_operator(A: torch.Tensor, y: torch.Tensor, dim: int, orthonormal: bool):
-    if not isinstance(A, torch.Tensor) or A.dim() != 2 or A.shape[1] != dim:
-        raise ValueError(f"A must be a [p, {dim}] tensor (d = the data's flattened size); got "
-                         f"{tuple(A.shape) if isinstance(A, torch.Tensor) else type(A).__name__}")
-    if not isinstance(y, torch.Tensor) or y.shape[-1] != A.shape[0]:
+    A = _checks.tensor("A", A, floating=True)
+    y = _checks.tensor("y", y, floating=True)
+    if A.dim() != 2 or A.shape[1] != dim:
+        raise ValueError(f"A must be a [p, d] tensor with d = {dim}, the flattened size of a row of "
+                         f"x_start (or of the denoiser's output); got {tuple(A.shape)}")
+    if y.dim() not in (1, 2) or y.shape[-1] != A.shape[0]:
         raise ValueError(f"y must be a [p] or [n, p] tensor with p = {A.shape[0]} (A's rows)")
     if orthonormal:
         eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device)
@@ -146,13 +157,14 @@ def replacement(denoiser: Callable, path, x_start: torch.Tensor, A: torch.Tensor
     from .samplers.ddim import ddim_coefficients
 
     path = resolve_path(path)
-    if isinstance(jumps, bool) or not isinstance(jumps, int) or jumps < 1:
-        raise ValueError(f"jumps must be an int >= 1; got {jumps!r}")
-    if not 0.0 <= float(eta) <= 1.0:
-        raise ValueError(f"eta must lie in [0, 1]; got {eta}")
+    _checks.function("denoiser", denoiser)
+    jumps = _checks.integer("jumps", jumps, 1, MAX_JUMPS)
+    eta = _checks.real("eta", eta, 0.0, 1.0)
+    x_start = _checks.tensor("x_start", x_start, floating=True, min_dim=1)
+    _checks.generator("generator", generator)
     shape = x_start.shape
-    A, y = A.to(x_start), y.to(x_start)
     _check_operator(A, y, _flat(x_start).shape[1], orthonormal=True)
+    A, y = A.to(x_start), y.to(x_start)
     ts = make_grid(grid, _check_steps(steps), path)
     S = schedule(path, ts, x_start)
     draw = Noise(generator, noise)
@@ -189,12 +201,14 @@ def dps(denoiser: Callable, path, A: torch.Tensor, y: torch.Tensor, sigma_y: flo
     likelihood at the denoised estimate, its gradient through the denoiser by autograd).
     ``zeta = 1`` is the approximation taken literally; the paper tunes it per task. One denoiser
     call per call (under autograd) and one backward pass."""
-    if not float(sigma_y) > 0:
-        raise ValueError(f"sigma_y must be positive for dps; got {sigma_y}")
+    _checks.function("denoiser", denoiser)
+    sigma_y = _checks.real("sigma_y", sigma_y, 0.0, low_open=True)
     path = resolve_path(path)
-    zeta = float(zeta)
-    if not math.isfinite(zeta) or zeta < 0:
-        raise ValueError(f"zeta must be a finite number >= 0; got {zeta}")
+    zeta = _checks.real("zeta", zeta, 0.0)
+    A = _checks.tensor("A", A, floating=True, dim=2)
+    y = _checks.tensor("y", y, floating=True, dim=(1, 2))
+    if y.shape[-1] != A.shape[0]:
+        raise ValueError(f"y must be a [p] or [n, p] tensor with p = {A.shape[0]} (A's rows)")
 
     def guided(x: torch.Tensor, t) -> torch.Tensor:
         with torch.enable_grad():

@@ -44,19 +44,31 @@ from typing import Callable
 
 import torch
 
+from . import _checks
 from .losses import draw, weight
-from .paths import LOGSNR_MAX, as_time, check_time, get
+from .paths import LOGSNR_MAX, as_time, get
+from .samplers.sample import _Counted
 from .views import from_x0
 
 __all__ = ["log_prob", "divergence", "rademacher", "elbo", "bits_per_dim", "METHODS", "dequantise",
            "digits_bits_per_dim", "DIGITS_BIN_WIDTH", "DIGITS_LOGSNR_MIN"]
 
 METHODS = ("exact-trace", "hutchinson")
+#: the most Hutchinson probes per row of :func:`log_prob` and ELBO draws per point of :func:`elbo`
+MAX_PROBES = 4096
+MAX_ELBO_SAMPLES = 100_000
 
 
 def _check_method(method: str) -> None:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    _checks.choice("method", method, METHODS)
+
+
+def _check_times(t_min, t_max, default_t_min: float, default_t_max: float) -> tuple[float, float]:
+    t_min = default_t_min if t_min is None else _checks.real("t_min", t_min, 0.0, 1.0, low_open=True)
+    t_max = default_t_max if t_max is None else _checks.real("t_max", t_max, 0.0, 1.0, low_open=True)
+    if not t_min < t_max:
+        raise ValueError(f"t_min must be below t_max; got t_min={t_min}, t_max={t_max}")
+    return t_min, t_max
 
 
 def _default_t_min(path) -> float:
@@ -121,17 +133,16 @@ def log_prob(denoiser: Callable, path, x: torch.Tensor, method: str = "exact-tra
     from torchdiffeq import odeint
 
     _check_method(method)
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2:
-        raise TypeError("x must be a floating-point tensor [n, ...]")
-    if not isinstance(probes, int) or isinstance(probes, bool) or probes < 1:
-        raise ValueError(f"probes must be a positive int; got {probes!r}")
+    _checks.function("denoiser", denoiser)
+    x = _checks.tensor("x", x, floating=True, min_dim=2)
+    probes = _checks.integer("probes", probes, 1, MAX_PROBES)
+    rtol = _checks.real("rtol", rtol, 0.0, 1.0, low_open=True)
+    atol = _checks.real("atol", atol, 0.0, 1.0, low_open=True)
+    _checks.generator("generator", generator)
+    if prior_log_prob is not None:
+        _checks.function("prior_log_prob", prior_log_prob, "a callable log p(x) -> [n]")
     path = get(path)
-    t_min = _default_t_min(path) if t_min is None else float(t_min)
-    t_max = path.t_start if t_max is None else float(t_max)
-    check_time(t_min, "t_min")
-    check_time(t_max, "t_max")
-    if not 0.0 < t_min < float(t_max):
-        raise ValueError(f"need 0 < t_min < t_max; got t_min={t_min}, t_max={t_max}")
+    t_min, t_max = _check_times(t_min, t_max, _default_t_min(path), float(path.t_start))
     e = None
     if method == "hutchinson":
         e = rademacher((probes, *x.shape), generator, x.dtype, x.device)
@@ -173,17 +184,17 @@ def elbo(denoiser: Callable, path, x0: torch.Tensor, samples: int = 64, *, t_min
     Returns the terms, their ``total``, the standard error ``total_se`` of the diffusion term's
     Monte-Carlo mean, and ``bpd`` (total in bits per dimension, continuous data).
     """
-    if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-        raise ValueError(f"samples must be a positive int; got {samples!r}")
+    _checks.function("denoiser", denoiser)
+    x0 = _checks.tensor("x0", x0, floating=True, min_dim=2)
+    samples = _checks.integer("samples", samples, 1, MAX_ELBO_SAMPLES)
+    _checks.generator("generator", generator)
     path = get(path)
-    t_min = _default_t_min(path) if t_min is None else float(t_min)
-    if not 0.0 < t_min < float(t_max) <= 1.0:
-        raise ValueError(f"need 0 < t_min < t_max <= 1; got t_min={t_min}, t_max={t_max}")
+    t_min, t_max = _check_times(t_min, t_max, _default_t_min(path), 1.0)
     n, d = x0.shape[0], x0[0].numel()
     rep = x0.repeat_interleave(samples, dim=0)
     t, _, x_t = draw(rep, path, generator, t_min, t_max)
     with torch.no_grad():
-        err = (denoiser(x_t, t) - rep).reshape(rep.shape[0], -1).pow(2).sum(1)
+        err = (_Counted(denoiser, x0, "x0")(x_t, t) - rep).reshape(rep.shape[0], -1).pow(2).sum(1)
     terms = ((float(t_max) - t_min) * weight("variational", t, path) * err).reshape(n, samples)
     diffusion = terms.mean(1)
     se = terms.std(1) / math.sqrt(samples) if samples > 1 else torch.full_like(diffusion, float("nan"))
@@ -200,12 +211,11 @@ def bits_per_dim(log_prob_nats: torch.Tensor, dim: int, bin_width: float | None 
     """``-log p`` in bits per dimension; with ``bin_width`` (uniform dequantisation of data on a grid
     of that spacing) ``(-log p - dim log bin_width) / (dim log 2)``, a bound on the discrete model's
     bits per dimension (see the module docstring)."""
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive int; got {dim!r}")
+    log_prob_nats = _checks.tensor("log_prob_nats", log_prob_nats, floating=True, convert=True)
+    dim = _checks.integer("dim", dim, 1)
     nll = -log_prob_nats
     if bin_width is not None:
-        if not bin_width > 0:
-            raise ValueError(f"bin_width must be positive; got {bin_width}")
+        bin_width = _checks.real("bin_width", bin_width, 0.0, low_open=True)
         nll = nll - dim * math.log(bin_width)
     return nll / (dim * math.log(2.0))
 
@@ -220,8 +230,9 @@ DIGITS_LOGSNR_MIN = 6.0
 def dequantise(x: torch.Tensor, bin_width: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """``x + u`` with ``u ~ U[-bin_width/2, bin_width/2)`` independently per entry: a uniform point
     in the bin centred on each quantised value (the bins of the levels tile the line)."""
-    if not bin_width > 0:
-        raise ValueError(f"bin_width must be positive; got {bin_width}")
+    x = _checks.tensor("x", x, floating=True)
+    bin_width = _checks.real("bin_width", bin_width, 0.0, low_open=True)
+    _checks.generator("generator", generator)
     u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     return x + (u - 0.5) * bin_width
 

@@ -24,6 +24,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from . import _checks
 from .paths import as_time, check_time, expand, get
 
 __all__ = ["denoiser_error", "w2_empirical", "classifier_accuracy", "frechet_distance", "digits_fid",
@@ -31,6 +32,8 @@ __all__ = ["denoiser_error", "w2_empirical", "classifier_accuracy", "frechet_dis
 
 #: the largest cloud :func:`w2_empirical` accepts (the cost matrix has ``n^2`` float64 entries)
 MAX_OT_POINTS = 6000
+#: the largest batch of :func:`nearest_neighbour_distance` (a ``batch x n_train`` distance matrix)
+MAX_BATCH = 1 << 20
 
 
 def _points(x0, n: Optional[int], generator, name: str = "x0") -> Tensor:
@@ -117,7 +120,8 @@ def frechet_distance(a: Tensor, b: Tensor) -> float:
     (Frechet 1957; Dowson & Landau 1982; the FID of Heusel et al. 2017). Computed in float64 with
     symmetric square roots of positive semi-definite matrices, so rank-deficient covariances
     (fewer points than features, dead units) are fine."""
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    a = _checks.tensor("a", a, floating=True).detach().double().cpu()
+    b = _checks.tensor("b", b, floating=True).detach().double().cpu()
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must be [n, k] feature sets with the same k; got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[0] < 2 or b.shape[0] < 2:
@@ -159,6 +163,9 @@ def digits_fid(classifier: torch.nn.Module, images: Tensor, reference: Tensor) -
 def nearest_neighbour_distance(samples: Tensor, train: Tensor, batch_size: int = 1024) -> Tensor:
     """For each sample, the Euclidean distance to its nearest row of ``train`` (rows flattened);
     returns ``[n]``. A model that copies its training set scores 0."""
+    samples = _checks.tensor("samples", samples, floating=True, min_dim=1)
+    train = _checks.tensor("train", train, floating=True, min_dim=1)
+    batch_size = _checks.integer("batch_size", batch_size, 1, MAX_BATCH)
     s = samples.reshape(samples.shape[0], -1).double().cpu()
     r = train.reshape(train.shape[0], -1).double().cpu()
     if s.shape[1] != r.shape[1]:

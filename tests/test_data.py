@@ -48,9 +48,9 @@ def test_checkerboard_is_uniform_on_dark_squares():
 def test_bad_toy_arguments():
     with pytest.raises(ValueError, match="name must be one of"):
         data.toy("circles", 10)
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be"):
         data.toy("moons", 0)
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be"):
         data.toy("moons", 2.5)
     with pytest.raises(ValueError, match="dtype"):
         data.toy("moons", 3, dtype=torch.int64)

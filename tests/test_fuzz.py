@@ -1,5 +1,9 @@
 """Fuzzing the public API: bad input never crashes, hangs or returns nan in silence.
 
+Covered: ``diffkit`` (``sample``), ``paths``, ``analytic``, ``samplers``, ``discrete``, ``train``, and
+the learning and control modules ``data``, ``metrics``, ``guidance``, ``likelihood``, ``inverse``
+and ``fewstep``.
+
 Every row of :data:`TABLE` is one public function and one of its arguments, with a family of bad
 values (wrong types, ``nan``/``inf``, out-of-range and huge sizes, non-whole floats for integers,
 bad shapes, unknown or unhashable names; see ``tests/fuzzing.py``). Each case (one row, one bad
@@ -49,7 +53,19 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import diffkit
-from diffkit import analytic, discrete, paths, samplers, train
+from diffkit import (
+    analytic,
+    data,
+    discrete,
+    fewstep,
+    guidance,
+    inverse,
+    likelihood,
+    metrics,
+    paths,
+    samplers,
+    train,
+)
 
 F64 = torch.float64
 DECODING = importlib.import_module("diffkit.discrete.decode")  # the module (discrete.decode is the function)
@@ -268,6 +284,70 @@ TABLE += rows("EMA", train.EMA, dict(model=_tiny_model()), model=anything(),
 TABLE += [row("load_checkpoint", train.load_checkpoint, {}, "path",
               anything(3.5, "/nonexistent/ckpt", "", "\x00bad"), aliases=("checkpoint", "nonexistent"),
               errors=(FileNotFoundError,))]
+
+# -- control: guidance, likelihood, inverse problems, few-step; learning: data and metrics ------
+LABELLED = analytic.GaussianMixture(torch.tensor([0.4, 0.6], dtype=F64),
+                                    torch.tensor([[1.0, 1.0], [-1.0, 0.0]], dtype=F64),
+                                    torch.stack([0.2 * torch.eye(2, dtype=F64), 0.3 * torch.eye(2, dtype=F64)]),
+                                    labels=torch.tensor([0, 1]))
+MASK = torch.tensor([1.0, 0.0], dtype=F64)
+A = inverse.mask_operator(MASK)
+Y = (A @ X.T).T
+
+
+def _at(make):
+    """A denoiser combinator's row: build it with the arguments and call it once (x, t = 0.5)."""
+    return lambda **kw: make(**kw)(X, 0.5)
+
+
+TABLE += rows("guidance.cfg", _at(guidance.cfg), dict(conditional=D, unconditional=D, scale=2.0),
+              conditional=function(), unconditional=function(), scale=real())
+TABLE += rows("guidance.interval", _at(guidance.interval),
+              dict(conditional=D, unconditional=D, scale=2.0, t_lo=0.2, t_hi=0.8),
+              scale=real(), t_lo=real(0.0, 1.0), t_hi=real(0.0, 1.0))
+TABLE += rows("guidance.classifier", _at(guidance.classifier),
+              dict(denoiser=D, log_prob_class=lambda x, t: x.sum(-1), scale=2.0, path=PATH),
+              denoiser=function(), log_prob_class=function(), scale=real(), path=name())
+TABLE += rows("guidance.tilted_gap", guidance.tilted_gap,
+              dict(mixture=LABELLED, c=0, scale=2.0, path=PATH, box=(-3.0, 3.0, -3.0, 3.0), n=8),
+              mixture=anything(), c=integer(0, 1), scale=real(0.0), path=name(), n=integer(2, guidance.MAX_GRID),
+              level=real(0.0, 1.0, low_open=True, high_open=True))
+TABLE += rows("guidance.knn_precision_coverage", guidance.knn_precision_coverage,
+              dict(real=X, fake=X + 0.1, k=1), real=tensor((3, 2)), fake=tensor((3, 2)), k=integer(1, 2))
+TABLE += rows("likelihood.log_prob", likelihood.log_prob, dict(denoiser=D, path=PATH, x=X, rtol=1e-4, atol=1e-4),
+              denoiser=function(), path=name(), x=tensor((3, 2)), method=name(), rtol=real(0.0, 1.0, low_open=True),
+              atol=real(0.0, 1.0, low_open=True), probes=integer(1, 4096), t_min=real(0.0, 1.0, low_open=True))
+TABLE += rows("likelihood.elbo", likelihood.elbo, dict(denoiser=D, path=PATH, x0=X, samples=4),
+              output=lambda r: {k: v for k, v in r.items()},
+              denoiser=function(), path=name(), x0=tensor((3, 2)), samples=integer(1) + HUGE,
+              t_min=real(0.0, 1.0, low_open=True), t_max=real(0.0, 1.0, low_open=True))
+TABLE += rows("likelihood.bits_per_dim", likelihood.bits_per_dim, dict(log_prob_nats=torch.tensor([-3.0]), dim=2),
+              log_prob_nats=tensor((1,)), dim=integer(1), bin_width=real(0.0, low_open=True))
+TABLE += rows("likelihood.dequantise", likelihood.dequantise, dict(x=X, bin_width=0.125),
+              x=tensor((3, 2)), bin_width=real(0.0, low_open=True), generator=generator())
+TABLE += rows("inverse.invert", inverse.invert, dict(denoiser=D, path=PATH, x0=X, steps=3),
+              denoiser=function(), path=name(), x0=tensor((3, 2)), solver=name(),
+              steps=integer(1, paths.MAX_STEPS), grid=name())
+TABLE += rows("inverse.mask_operator", inverse.mask_operator, dict(mask=MASK), mask=tensor((2,)))
+TABLE += rows("inverse.replacement", inverse.replacement, dict(denoiser=D, path=PATH, x_start=X, A=A, y=Y, steps=3),
+              denoiser=function(), path=name(), x_start=tensor((3, 2)), A=tensor((1, 2)), y=tensor((3, 1)),
+              steps=integer(1, paths.MAX_STEPS), eta=real(0.0, 1.0), jumps=integer(1, 100), generator=generator())
+TABLE += rows("inverse.dps", _at(inverse.dps), dict(denoiser=D, path=PATH, A=A, y=Y, sigma_y=0.1),
+              denoiser=function(), path=name(), A=tensor((1, 2)), y=tensor((3, 1)), sigma_y=real(0.0, low_open=True),
+              zeta=real(0.0))
+TABLE += rows("fewstep.jump_grid", fewstep.jump_grid, dict(path=PATH, steps=4), path=name(),
+              steps=integer(1, paths.MAX_STEPS), t_min=real(0.0, 1.0, low_open=True, high_open=True))
+TABLE += rows("data.toy", data.toy, dict(name="moons", n=8), name=name(), n=integer(0, data.MAX_N),
+              generator=generator(), dtype=FLOAT_DTYPE)
+TABLE += rows("data.toy_mixture", data.toy_mixture, {}, name=name())
+TABLE += rows("data.digits", data.digits, {}, split=name())
+TABLE += rows("metrics.w2_empirical", metrics.w2_empirical, dict(x=X, y=X + 1.0), x=tensor((3, 2)), y=tensor((3, 2)))
+TABLE += rows("metrics.frechet_distance", metrics.frechet_distance, dict(a=X, b=X + 1.0),
+              a=tensor((3, 2)), b=tensor((3, 2)))
+TABLE += rows("metrics.nearest_neighbour_distance", metrics.nearest_neighbour_distance,
+              dict(samples=X, train=X + 1.0), samples=tensor((3, 2)), train=tensor((3, 2)),
+              batch_size=integer(1) + HUGE)
+
 
 def _params(table):
     return [pytest.param(r, id=r.id, marks=list(r.marks)) for r in table]

@@ -65,17 +65,18 @@ def resolve_path(path):
 class _Counted:
     """Wraps a denoiser and counts its calls (a python counter: no host synchronisation). A
     ``ValueError``/``TypeError`` of the denoiser (an oracle refusing a state of the wrong shape)
-    is raised again with the shape of ``x_start``, which is where such a state comes from."""
+    is raised again with the shape of ``x_start`` (or the argument ``name``), which is where such a
+    state comes from."""
 
-    def __init__(self, denoiser: Callable, x_start: torch.Tensor):
-        self.denoiser, self.calls, self.shape = denoiser, 0, tuple(x_start.shape)
+    def __init__(self, denoiser: Callable, x_start: torch.Tensor, name: str = "x_start"):
+        self.denoiser, self.calls, self.shape, self.name = denoiser, 0, tuple(x_start.shape), name
 
     def __call__(self, x, t):
         self.calls += 1
         try:
             return self.denoiser(x, t)
         except (ValueError, TypeError) as exc:
-            raise type(exc)(f"denoiser refused a state of x_start's shape {self.shape}: {exc}") from exc
+            raise type(exc)(f"denoiser refused a state of {self.name}'s shape {self.shape}: {exc}") from exc
 
 
 def sample(denoiser: Callable, path, x_start: torch.Tensor, solver: str = "dpm++2m",
