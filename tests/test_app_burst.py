@@ -29,15 +29,11 @@ DISTINCT_TABS = [m for m in WIDGET_TABS if m.API_NAME == "paths"]
 @pytest.mark.parametrize("module", WIDGET_TABS, ids=[m.API_NAME for m in WIDGET_TABS])
 def test_fifty_default_requests_answer_with_the_default_view_within_2s(hub_url, module):
     """All fifty are answered, each with the one default view computed at start, and the p95 of
-    a burst is under 2 s. The first burst warms the server's HTTP path (its first sessions and
-    connections); the second is the one measured, as a class's page loads meet a server that
-    has been up."""
+    the burst is under 2 s."""
     lat, outs = burst(hub_url, module, [{}] * N)
     assert len(lat) == N and all(o == outs[0] for o in outs)  # the same default view
-    assert outs[0] == burst(hub_url, module, [{}])[1][0]  # and the same as a lone request
-    lat, outs = burst(hub_url, module, [{}] * N)
-    assert len(lat) == N and all(o == outs[0] for o in outs)
     assert p95(lat) < P95_LIMIT, f"p95 {p95(lat):.2f} s (median {sorted(lat)[N // 2]:.2f} s)"
+    assert outs[0] == burst(hub_url, module, [{}])[1][0]  # and the same as a lone request
 
 
 @pytest.mark.parametrize("module", DISTINCT_TABS, ids=[m.API_NAME for m in DISTINCT_TABS])

@@ -9,8 +9,8 @@ Generic over ``apps.hub.TABS``, so a tab added to the hub is covered without a n
   a typed value does not depend on its width; the 800 px layout is the default view's): the inputs are
   the tab endpoint's ``Numeric`` specs (the served config maps each to its component, slider or
   number box), and into each box goes, typed key by key over the selected text and then Enter,
-  in turn: a value far below the minimum, an empty box, 0.37 (a fraction inside the bounds for
-  integer inputs), a value far above the maximum and the default. Once the server has answered
+  in turn: a value far below the minimum, an empty box, a fraction inside the bounds (integer
+  inputs), a value far above the maximum and the default. Once the server has answered
   (the page's event streams are watched for ``process_completed``), the box must show exactly
   what was run (the bound a value was clamped to, or the last valid value after a refusal); a
   clamp or refusal must bring exactly one warning naming the input and exactly one line in the
@@ -137,14 +137,11 @@ def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, str, bool]]:
 def _bad_values(spec: w.Numeric) -> list[tuple[str, float | None, bool]]:
     """What to type into ``spec``'s box, in order, each with what the box must show afterwards
     (None: the last valid value) and whether the page must say something (a clamp or a refusal:
-    one message, one log line). The sequence starts low (cheap runs), ends on the default."""
+    one message, one log line). The sequence starts low (cheap runs), ends on a valid value."""
     steps = [("-1e9", spec.lo, True),
              ("", None, True)]  # refused: the last valid value comes back
     if spec.integer:  # a fraction inside the bounds is refused, not rounded
         steps.append((f"{spec.lo + 0.5:g}", None, True))
-    else:
-        inside = min(max(0.37, spec.lo), spec.hi)
-        steps.append(("0.37", inside, inside != 0.37))
     steps += [("1e9", spec.hi, True), (f"{spec.default:g}", spec.default, False)]
     return steps
 
