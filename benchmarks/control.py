@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from diffkit import analytic, data, fewstep, guidance, inverse, likelihood, metrics, paths, sample  # noqa: E402
+from diffkit.samplers.sample import _Counted  # noqa: E402
 
 README = Path(__file__).resolve().parent / "README.md"
 START, END = "<!-- control:start -->", "<!-- control:end -->"
@@ -108,15 +109,6 @@ def inverse_w2(steps_list) -> str:
     return "\n".join(rows)
 
 
-class Counted:
-    def __init__(self, f):
-        self.f, self.calls = f, 0
-
-    def __call__(self, x, t):
-        self.calls += 1
-        return self.f(x, t)
-
-
 def likelihood_error(tols) -> str:
     gen = torch.Generator().manual_seed(1)
     a = torch.randn(3, 3, generator=gen, dtype=F64)
@@ -130,7 +122,7 @@ def likelihood_error(tols) -> str:
         cells = []
         for d in (gauss, mix):
             x = d.sample(8, torch.Generator().manual_seed(2))
-            D = Counted(d.denoiser(path))
+            D = _Counted(d.denoiser(path))
             lp = likelihood.log_prob(D, path, x, rtol=tol, atol=tol,
                                      prior_log_prob=d.marginal(path.t_start, path).log_prob)
             err = float((lp - d.marginal_log_prob(x, t_min, path)).abs().max())

@@ -52,8 +52,7 @@ from . import _checks
 from .guidance import add_score
 from .paths import MAX_STEPS
 from .samplers._common import Noise, schedule
-from .samplers.sample import _Counted as _Refusals
-from .samplers.sample import make_grid, resolve_path
+from .samplers.sample import _Counted, make_grid, resolve_path
 
 __all__ = ["invert", "INVERTERS", "replacement", "dps", "posterior", "mask_operator", "digit_masks",
            "inpaint_digits", "INPAINTERS", "DPS_SIGMA_Y", "DPS_ZETA"]
@@ -88,7 +87,7 @@ def invert(denoiser: Callable, path, x0: torch.Tensor, solver: str = "ddim", ste
     x0 = _checks.tensor("x0", x0, floating=True, min_dim=1)
     path = resolve_path(path)
     ts = inversion_grid(path, _check_steps(steps), grid)
-    return _exponential_run(_Refusals(denoiser, x0, "x0"), path, x0, ts, order=1 if solver == "ddim" else 2)
+    return _exponential_run(_Counted(denoiser, x0, "x0"), path, x0, ts, order=1 if solver == "ddim" else 2)
 
 
 def _exponential_run(denoiser, path, x, ts, order: int):
@@ -266,17 +265,6 @@ def digit_masks() -> dict[str, torch.Tensor]:
             "random half": rand.reshape(n, n)}
 
 
-class _Counted:
-    """A denoiser that counts its calls (the NFE of a run)."""
-
-    def __init__(self, f):
-        self.f, self.calls = f, 0
-
-    def __call__(self, x, t):
-        self.calls += 1
-        return self.f(x, t)
-
-
 _MODELS: dict = {}
 
 
@@ -322,7 +310,7 @@ def inpaint_digits(images: torch.Tensor, mask: torch.Tensor, method: str = "repl
         raise ValueError(f"seed must be an int >= 0; got {seed!r}")
     model = _shipped("digits")
     path = model.path
-    D = _Counted(model.denoiser() if denoiser is None else denoiser)
+    D = _Counted(model.denoiser() if denoiser is None else denoiser, images, "images")
     images = images.to(torch.float32)
     n = images.shape[0]
     A = mask_operator(mask).to(images)

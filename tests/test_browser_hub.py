@@ -204,17 +204,24 @@ window.fetch = async (...args) => {
 """
 
 
-def _type(page, box, typed: str) -> None:
+def _keys(box, typed: str) -> None:
+    box.select_text()
+    if typed:
+        box.press_sequentially(typed)
+    else:
+        box.press("Backspace")
+    box.press("Enter")
+
+
+def _type(page, box, typed: str, event: bool = True) -> None:
     """Type ``typed`` into ``box`` as a user does, key by key over a selected text, then Enter;
-    return once the server has answered the page event this sends."""
+    return once the server has answered (``event``: and once the page has sent a run event)."""
     answered = page.evaluate("() => window.diffkitAnswered")
-    with page.expect_request(_is_event, timeout=TIMEOUT_MS):
-        box.select_text()
-        if typed:
-            box.press_sequentially(typed)
-        else:
-            box.press("Backspace")
-        box.press("Enter")
+    if event:
+        with page.expect_request(_is_event, timeout=TIMEOUT_MS):
+            _keys(box, typed)
+    else:
+        _keys(box, typed)
     page.wait_for_function(f"() => window.diffkitAnswered > {answered}", timeout=TIMEOUT_MS)
 
 
@@ -289,15 +296,7 @@ def test_bad_typed_values_never_break_the_page(wide_page, module, artifacts, hub
         assert elem_id, f"{module.TITLE}: a numeric box without an elem_id"
         box = page.locator(f"#{elem_id} input[type=number]")
         for typed in ("-1e9", "", "1e9", "0.37"):
-            answered = page.evaluate("() => window.diffkitAnswered")
-            box.select_text()
-            if typed:
-                box.press_sequentially(typed)
-            else:
-                box.press("Backspace")
-            box.press("Enter")
-            page.wait_for_function(f"() => window.diffkitAnswered > {answered}",
-                                   timeout=TIMEOUT_MS)
+            _type(page, box, typed, event=False)
             snap = _answer(page, elem_id, lambda sn: True, f"{elem_id} typed {typed!r}")
             assert snap["errors"] == 0, f"{module.TITLE}, #{elem_id} typed {typed!r}: an error"
             assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"])

@@ -66,13 +66,16 @@ class _Counted:
     """Wraps a denoiser and counts its calls (a python counter: no host synchronisation). A
     ``ValueError``/``TypeError`` of the denoiser (an oracle refusing a state of the wrong shape)
     is raised again with the shape of ``x_start`` (or the argument ``name``), which is where such a
-    state comes from."""
+    state comes from; without ``x_start`` it only counts."""
 
-    def __init__(self, denoiser: Callable, x_start: torch.Tensor, name: str = "x_start"):
-        self.denoiser, self.calls, self.shape, self.name = denoiser, 0, tuple(x_start.shape), name
+    def __init__(self, denoiser: Callable, x_start: torch.Tensor | None = None, name: str = "x_start"):
+        self.denoiser, self.calls, self.name = denoiser, 0, name
+        self.shape = None if x_start is None else tuple(x_start.shape)
 
     def __call__(self, x, t):
         self.calls += 1
+        if self.shape is None:  # counting only
+            return self.denoiser(x, t)
         try:
             return self.denoiser(x, t)
         except (ValueError, TypeError) as exc:
