@@ -329,23 +329,31 @@ def compute(language, model, strategy, gen_length, steps, block_length, temperat
 ENDPOINT = w.Endpoint(compute, SPECS, api_name=API_NAME, cache_size=256)
 
 
-#: the rounds table's cut (gradio's own bound check off: a typed value out of range is clamped)
-ROUND = w.Numeric("upto", 0, MAX_ROUNDS_SHOWN, 0, integer=True, label="show rounds up to")
-
-
-def show_round(record: dict, upto) -> str:
-    """The rounds table cut after round ``upto`` (the round slider's endpoint)."""
+def show_round(upto: int, record: dict) -> str:
+    """The rounds table of the last run (``record``) cut after round ``upto`` (validated)."""
     if not record:
         return ""
-    try:  # a typed value is clamped into the slider's range; no number shows round 0
-        upto = min(max(int(float(upto or 0)), 0), MAX_ROUNDS_SHOWN)
-    except (TypeError, ValueError, OverflowError):
-        upto = 0
     frames = dviz.Frames(torch.tensor(record["frames"]), torch.tensor(record["round_of"]),
                          torch.tensor([math.nan if c is None else c for c in record["confidence"]],
                                       dtype=torch.float64),
                          record["prompt_len"], record["mask_id"])
     return dviz.rounds_html(frames, record["names"], upto=upto, total_correlation=record["tc"])
+
+
+#: the rounds table's cut: a view control (it re-draws the last run's table, runs nothing); a
+#: typed value is clamped or refused with one message like every input of the tab
+ROUND_VIEW = w.View(show_round, w.Numeric("upto", 0, MAX_ROUNDS_SHOWN, 0, integer=True,
+                                          label="show rounds up to"), api_name=ROUND_API_NAME)
+VIEW_CONTROLS = (ROUND_VIEW,)
+
+
+def reveal(name: str) -> dict:
+    """Input values under which the strategy option ``name`` shows (the first strategy, in
+    registry order, that reads it): how a user, or the browser test, reaches a hidden knob."""
+    for strategy in records.available():
+        if name in {o.name for o in records.info(strategy).options}:
+            return {"strategy": strategy}
+    raise ValueError(f"no strategy reads {name!r}")
 
 
 def visible_knobs(strategy: str) -> list:
@@ -412,7 +420,7 @@ def build() -> None:
     note = gr.Markdown(first[4], label="note", elem_id="dllm-note")
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
-            round_in = ROUND.slider(value=first[1], elem_id="dllm-round")
+            round_in = ROUND_VIEW.spec.slider(value=first[1], elem_id="dllm-round")
             table = gr.HTML(first[0], label="rounds table", elem_id="dllm-rounds")
         with gr.Column(scale=1, min_width=420):
             pareto = gr.Plot(first[2], label="exact error against rounds", show_label=False,
@@ -421,9 +429,9 @@ def build() -> None:
     with gr.Accordion("How to read this", open=False):
         gr.Markdown(EXPLAIN)
     record = gr.State(first[5])
-    ENDPOINT.wire(comps, [table, round_in, pareto, values, note, record])
+    run = ENDPOINT.wire(comps, [table, round_in, pareto, values, note, record])
     comps["strategy"].change(visible_knobs, inputs=comps["strategy"],
                              outputs=[comps["steps"], comps["schedule"]] + [comps[k] for k in KNOBS],
                              api_visibility="private")
-    round_in.change(show_round, inputs=[record, round_in], outputs=[table],
-                    api_name=ROUND_API_NAME, trigger_mode="always_last")
+    ROUND_VIEW.wire(round_in, [record], [table])
+    ROUND_VIEW.follow(run)

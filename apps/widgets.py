@@ -54,6 +54,8 @@ What a tab gets from that:
   ``build()``, which the hub runs once at start) computes the defaults' outputs into the cache;
   use them as the components' initial values, so the page shows a run on load without a request.
 * **Presets**: :meth:`Endpoint.presets` adds a dropdown that sets several inputs at once and runs.
+* **View controls**: :class:`View` is the same contract for a numeric input that only changes
+  how the last run is shown (a table cut at a round), drawn from ``gr.State`` the run left.
 
 Gradio's own bound and choice checks are switched off on the components made here (``Slider`` and
 ``Number`` would otherwise raise before the function runs, turning every output into an error
@@ -93,13 +95,17 @@ from typing import Any
 import gradio as gr
 from gradio import component_meta as gradio_component_meta
 
-__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "freeze", "LOG", "PLOTTING",
-           "TYPING"]
+__all__ = ["Rejected", "Numeric", "Choice", "Flag", "Endpoint", "View", "freeze", "LOG",
+           "PLOTTING", "TYPING"]
 
 #: held while a tab computes and draws its outputs: matplotlib's mathtext parser (pyparsing) is
 #: not thread-safe, and two figures with TeX labels drawn at once can raise a ParseException.
 #: Events of the hub run in worker threads, two per endpoint and several endpoints at once.
 PLOTTING = threading.RLock()
+
+#: the narrowest a slider is laid out (px): its label, number box and both bound labels fit; a
+#: row of sliders wraps rather than squeezing them (at 800 px, two or three to a row)
+SLIDER_MIN_WIDTH = 240
 
 #: what the page sends for a slider whose box the user is still typing in: the event does nothing
 TYPING = "(typing)"
@@ -207,7 +213,8 @@ class Numeric:
     def slider(self, **kwargs) -> gr.Slider:
         """A ``gr.Slider`` over the bounds whose typed values reach :meth:`check` unfiltered."""
         step = self.step if self.step is not None else (1 if self.integer else None)
-        kw = dict(value=self.default, label=self.label or self.name, info=self._help())
+        kw = dict(value=self.default, label=self.label or self.name, info=self._help(),
+                  min_width=SLIDER_MIN_WIDTH)
         if step is not None:
             kw["step"] = step
         kw.update(kwargs)
@@ -464,10 +471,11 @@ class Endpoint:
         return page
 
     def wire(self, inputs: Mapping[str, Any], outputs: Sequence, *,
-             trigger_mode: str = "always_last") -> None:
+             trigger_mode: str = "always_last"):
         """Wire the page's events of ``inputs`` (a component per spec name) to ``outputs``,
         and register the named API ``/<api_name>`` over the same components. Call inside the
-        tab's ``gr.Blocks`` context."""
+        tab's ``gr.Blocks`` context. Returns the page event (chain ``.then`` on it to follow
+        each run, as :meth:`View.follow` does)."""
         missing = [n for n in self.names if n not in inputs]
         if missing:
             raise ValueError(f"wire: no component for input(s) {', '.join(missing)}")
@@ -475,55 +483,17 @@ class Endpoint:
         self._outputs = list(outputs)
         self._comps = comps
         self._state = gr.State(dict(self.defaults))
-        triggers = []
-        for comp in comps:
-            if isinstance(comp, gr.Number):
-                triggers += [comp.submit, comp.blur]
-            elif isinstance(comp, gr.Slider):
-                triggers += [comp.input, comp.release]
-            else:
-                triggers.append(comp.input)
-        gr.on(triggers=triggers, fn=self.page_function(inputs),
-              inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
-              api_visibility="private", trigger_mode=trigger_mode, show_progress="minimal",
-              js=self._typed_values_js(comps))
-        boxes = [c.elem_id for s, c in zip(self.specs, comps) if isinstance(s, Numeric)]
-        root = gr.context.Context.root_block
-        if boxes and root is not None:
-            root.load(None, js=_numeric_boxes_js(boxes), api_visibility="private")
+        event = gr.on(triggers=_triggers(comps), fn=self.page_function(inputs),
+                      inputs=comps + [self._state], outputs=self._outputs + comps + [self._state],
+                      api_visibility="private", trigger_mode=trigger_mode,
+                      show_progress="minimal", js=_typed_values_js(self.specs, comps, self.api_name))
+        _watch_boxes([c.elem_id for s, c in zip(self.specs, comps) if isinstance(s, Numeric)])
         # The named API: the same components, a strict function with named parameters, on a
         # trigger no user sees (an invisible button).
         hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
         hidden.click(self.api_function(), inputs=comps, outputs=self._outputs,
                      api_name=self.api_name)
-
-    def _typed_values_js(self, comps) -> str:
-        """The browser-side step run before each page event: for every numeric input it sends
-        the text its box shows, or for a slider's box the text typed into it since the last
-        event (recorded by :func:`_numeric_boxes_js`: gradio clamps the box to the slider's
-        bounds as it is left, before this runs); :data:`TYPING` for a slider whose box has the
-        focus (a keystroke: the value runs on Enter or on leaving the box). An empty box is sent
-        as ``null``, a text that is no number as ``NaN`` (``null`` too, in JSON)."""
-        ids, sliders = [], []
-        for spec, comp in zip(self.specs, comps):
-            if isinstance(spec, Numeric):
-                if not comp.elem_id:
-                    comp.elem_id = f"{self.api_name}-{spec.name}"
-                ids.append(comp.elem_id)
-            else:
-                ids.append(None)
-            sliders.append(isinstance(spec, Numeric) and isinstance(comp, gr.Slider))
-        return ("(...args) => { const ids = " + json.dumps(ids) + ";"
-                " const sliders = " + json.dumps(sliders) + ";"
-                " const boxes = ids.map(id => id && document.querySelector("
-                "'#' + CSS.escape(id) + ' input[type=number]'));"
-                " const typing = boxes.findIndex((b, i) => sliders[i] && b"
-                " && b === document.activeElement);"
-                " return args.map((v, i) => { const box = boxes[i]; if (!box) return v;"
-                " if (typing >= 0) return i === typing ? " + json.dumps(TYPING) + " : v;"
-                " const t = box.dataset.typed; delete box.dataset.typed;"
-                " const s = (t === undefined ? box.value : t).trim();"
-                " return s === '' ? null : Number(s); }); }")
+        return event
 
     def presets(self, presets: Mapping[str, Mapping[str, Any]], *, label: str = "preset",
                 info: str | None = None, **kwargs) -> gr.Dropdown:
@@ -543,6 +513,137 @@ class Endpoint:
         dd.input(apply, inputs=dd, outputs=self._outputs + self._comps + [self._state],
                  api_visibility="private")
         return dd
+
+
+@dataclass
+class View:
+    """A *view control*: a numeric input that changes how the last run is shown, not what is
+    run (the dLLM tab's "show rounds up to"). ``show(value, *state)`` draws the output(s) from
+    the validated value and the state the run left (``gr.State`` components).
+
+    It keeps the page contract of :class:`Endpoint`'s inputs: a typed value outside the bounds
+    is clamped and shown, with one warning and one log line; one that is not a number (or not
+    whole) is refused the same way and the box shows the last value shown again, the outputs
+    unchanged; the box always shows the value the view shows. Its named API ``/<api_name>``
+    takes the spec's name by keyword and is strict. When a run of the tab writes the control
+    (the dLLM tab sets it to the run's last round), chain :meth:`follow` on that run's event so
+    the view knows what it shows.
+    """
+
+    show: Callable[..., Any]
+    spec: Numeric
+    api_name: str
+
+    def page_function(self, n_outputs: int) -> Callable:
+        def page(value, last, *state):
+            if isinstance(value, str) and value == TYPING:
+                return [gr.skip()] * (n_outputs + 2)
+            try:
+                v, note = self.spec.check(value, clamp=True)
+            except Rejected as err:
+                LOG.info("/%s refused: %s", self.api_name, err)
+                gr.Warning(f"{err}. Kept the view.")
+                box = last if last is not None and _differs(value, last) else gr.skip()
+                return [gr.skip()] * n_outputs + [box, gr.skip()]
+            if note:
+                LOG.info("/%s clamped: %s", self.api_name, note)
+                gr.Warning(note)
+            out = self.show(v, *state)
+            out = list(out) if isinstance(out, (tuple, list)) else [out]
+            return out + [v if _differs(value, v) else gr.skip(), v]
+
+        return page
+
+    def api_function(self) -> Callable:
+        def api(value, *state):
+            try:
+                v, _ = self.spec.check(value, clamp=False)
+            except Rejected as err:
+                LOG.info("/%s refused: %s", self.api_name, err)
+                raise gr.Error(str(err), print_exception=False) from None
+            return self.show(v, *state)
+
+        api.__signature__ = inspect.Signature([  # the state comes from the session, not the call
+            inspect.Parameter(self.spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                              default=self.spec.default),
+            inspect.Parameter("state", inspect.Parameter.VAR_POSITIONAL)])
+        api.__name__ = api.__qualname__ = self.api_name.replace("-", "_")
+        api.__doc__ = f"The {self.api_name} view: input {self.spec.name}."
+        return api
+
+    def wire(self, comp, state: Sequence, outputs: Sequence) -> None:
+        """Wire ``comp`` (a slider or number box made from :attr:`spec`) to ``outputs`` through
+        :attr:`show`, reading ``state`` too. Call inside the tab's ``gr.Blocks`` context."""
+        if not comp.elem_id:
+            comp.elem_id = self.api_name
+        self.comp, outputs = comp, list(outputs)
+        self.last = gr.State(comp.value)
+        gr.on(triggers=_triggers([comp]), fn=self.page_function(len(outputs)),
+              inputs=[comp, self.last, *state], outputs=outputs + [comp, self.last],
+              api_visibility="private", trigger_mode="always_last", show_progress="hidden",
+              js=_typed_values_js([self.spec, None] + [None] * len(state),
+                                  [comp, self.last, *state], self.api_name))
+        _watch_boxes([comp.elem_id])
+        hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
+        hidden.click(self.api_function(), inputs=[comp, *state], outputs=outputs,
+                     api_name=self.api_name)
+
+    def follow(self, event) -> None:
+        """After each ``event`` that may write the control (a run of the tab), record the value
+        it shows as the view's last one."""
+        event.then(lambda v: v, inputs=self.comp, outputs=self.last, api_visibility="private",
+                   show_progress="hidden")
+
+
+def _triggers(comps) -> list:
+    """The page events of numeric, choice and flag inputs (see the module's docstring)."""
+    triggers = []
+    for comp in comps:
+        if isinstance(comp, gr.Number):
+            triggers += [comp.submit, comp.blur]
+        elif isinstance(comp, gr.Slider):
+            triggers += [comp.input, comp.release]
+        else:
+            triggers.append(comp.input)
+    return triggers
+
+
+def _watch_boxes(ids: Sequence[str]) -> None:
+    """Install :func:`_numeric_boxes_js` for the boxes ``ids`` when the page loads."""
+    root = gr.context.Context.root_block
+    if ids and root is not None:
+        root.load(None, js=_numeric_boxes_js(ids), api_visibility="private")
+
+
+def _typed_values_js(specs, comps, api_name: str) -> str:
+    """The browser-side step run before each page event: for every numeric input (``specs[i]``
+    a :class:`Numeric`; anything else is passed through) it sends the text its box shows, or for
+    a slider's box the text typed into it since the last event (recorded by
+    :func:`_numeric_boxes_js`: gradio clamps the box to the slider's bounds as it is left, before
+    this runs); :data:`TYPING` for a slider whose box has the focus (a keystroke: the value runs
+    on Enter or on leaving the box). An empty box is sent as ``null``, a text that is no number
+    as ``NaN`` (``null`` too, in JSON). A numeric component without an ``elem_id`` gets
+    ``<api_name>-<name>``."""
+    ids, sliders = [], []
+    for spec, comp in zip(specs, comps):
+        if isinstance(spec, Numeric):
+            if not comp.elem_id:
+                comp.elem_id = f"{api_name}-{spec.name}"
+            ids.append(comp.elem_id)
+        else:
+            ids.append(None)
+        sliders.append(isinstance(spec, Numeric) and isinstance(comp, gr.Slider))
+    return ("(...args) => { const ids = " + json.dumps(ids) + ";"
+            " const sliders = " + json.dumps(sliders) + ";"
+            " const boxes = ids.map(id => id && document.querySelector("
+            "'#' + CSS.escape(id) + ' input[type=number]'));"
+            " const typing = boxes.findIndex((b, i) => sliders[i] && b"
+            " && b === document.activeElement);"
+            " return args.map((v, i) => { const box = boxes[i]; if (!box) return v;"
+            " if (typing >= 0) return i === typing ? " + json.dumps(TYPING) + " : v;"
+            " const t = box.dataset.typed; delete box.dataset.typed;"
+            " const s = (t === undefined ? box.value : t).trim();"
+            " return s === '' ? null : Number(s); }); }")
 
 
 def _numeric_boxes_js(ids: Sequence[str]) -> str:

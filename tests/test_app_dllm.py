@@ -150,6 +150,22 @@ def test_api_is_named_and_takes_numbers(client):
     assert values["knobs"] == {"gamma": 0.5} and values["temperature"] == 0.5
 
 
+def test_round_view_is_named_and_strict(client):
+    """The rounds table's cut, a view control over the session's last run (here the client's
+    last call of the endpoint: 4 tokens in 4 rounds): ``upto`` by keyword, rows for rounds
+    0..upto, out of range refused."""
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    view = "/" + dllm_tab.ROUND_API_NAME
+    assert [p["parameter_name"] for p in api[view]["parameters"]] == ["upto"]
+    values, _, _ = _call(client, gen_length=4, steps=4)
+    assert values["rounds"] == 4
+    for upto in (0, 1, 4):
+        html = client.predict(upto=upto, api_name=view)
+        assert html.count("<tr") == 1 + upto + 1  # the header, round 0 .. upto
+    with pytest.raises(AppError, match=r"upto must be a whole number in 0\.\.16; got 17"):
+        client.predict(upto=17, api_name=view)
+
+
 @pytest.mark.parametrize("strategy", [s for s in discrete.strategies()])
 def test_every_registered_strategy_decodes_with_its_own_knobs(client, strategy):
     values, _, _ = _call(client, strategy=strategy)

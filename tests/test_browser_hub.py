@@ -16,18 +16,22 @@ Generic over ``apps.hub.TABS``, so a tab added to the hub is covered without a n
   clamp or refusal must bring exactly one warning naming the input and exactly one line in the
   server log, a valid value none; no error toast or badge ever; every plot still shows an image,
   and after a refusal every plot is unchanged. A screenshot of each tab showing the message of
-  its last input's clamp goes to ``hub_<tab>_bad_values_<width>.png`` (look at them). Any other
-  numeric box of the tab (the dLLM tab's round slider) gets the same values and must show no
-  error.
+  its last input's clamp goes to ``hub_<tab>_bad_values_<width>.png`` (look at them). Inputs
+  hidden until a choice shows them (the dLLM tab's strategy options) are reached as a user
+  reaches them: the tab's ``reveal(name)`` names the choice, the test picks it in its dropdown.
+  View controls (a tab's ``VIEW_CONTROLS``: the dLLM tab's round slider) get the same values and the
+  same checks (``hub_<tab>_view_<width>.png``); any other numeric box fails the test.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
 import httpx
 import pytest
+from conftest import ROOT
 
 from apps import hub
 from apps import widgets as w
@@ -71,6 +75,8 @@ def _open_page(browser, hub_url, width: int):
     pg.width = width
     pg.errors = []
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.joins = []  # the bodies of the run events sent, for a failure's message
+    pg.on("request", lambda r: pg.joins.append(r.post_data) if "/queue/join" in r.url else None)
     pg.add_init_script(_COUNT_ANSWERS_JS)
     pg.goto(hub_url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
     pg.get_by_role("tab").first.wait_for(timeout=TIMEOUT_MS)
@@ -115,22 +121,28 @@ def _log_lines(artifacts) -> list[str]:
             if ln.startswith("diffkit.apps:")]
 
 
-def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, str, bool]]:
-    """``(spec, elem_id, kind, visible)`` of every numeric input of ``module``'s endpoint (kind:
-    ``slider`` or ``number``), read from the served page's config: the named API's event lists
-    its components in the specs' order."""
+def _inputs(hub_url, api: str, specs) -> list[tuple[object, str, str, bool, int]]:
+    """``(spec, elem_id, kind, visible, component id)`` of every input of the named API ``api`` (kind: the
+    component's type, such as ``slider`` or ``number``), read from the served page's config:
+    the named API's event lists its components in the specs' order."""
     config = httpx.get(hub_url + "config", timeout=30).json()
     comps = {c["id"]: c for c in config["components"]}
-    api = module.ENDPOINT.api_name
     (dep,) = [d for d in config["dependencies"] if d.get("api_name") == api]
-    assert len(dep["inputs"]) == len(module.ENDPOINT.specs)
+    assert len(dep["inputs"]) >= len(specs)
     out = []
-    for spec, cid in zip(module.ENDPOINT.specs, dep["inputs"]):
-        if isinstance(spec, w.Numeric):
-            props = comps[cid]["props"]
-            assert props.get("elem_id"), f"{api}: input {spec.name} has no elem_id"
-            out.append((spec, props["elem_id"], comps[cid]["type"],
-                        props.get("visible", True) is not False))
+    for spec, cid in zip(specs, dep["inputs"]):
+        props = comps[cid]["props"]
+        out.append((spec, props.get("elem_id"), comps[cid]["type"],
+                    props.get("visible", True) is not False, cid))
+    return out
+
+
+def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, str, bool, int]]:
+    """The numeric inputs of ``module``'s endpoint (see :func:`_inputs`), each with an elem_id."""
+    out = [i for i in _inputs(hub_url, module.ENDPOINT.api_name, module.ENDPOINT.specs)
+           if isinstance(i[0], w.Numeric)]
+    for spec, elem_id, *_ in out:
+        assert elem_id, f"{module.ENDPOINT.api_name}: input {spec.name} has no elem_id"
     return out
 
 
@@ -172,19 +184,20 @@ def _shows(snap: dict, value: float) -> bool:
         return False
 
 
-def _is_event(request) -> bool:
-    """A page event that runs (not a keystroke in a slider's box, which the page skips)."""
-    return "/queue/join" in request.url and w.TYPING not in (request.post_data or "")
-
-
-#: run before the page's own scripts: counts the events the server has answered
-#: (``process_completed`` messages in the page's event streams) in ``window.diffkitAnswered``
+#: run before the page's own scripts: records the ids of the events the page has sent (answers
+#: to ``/queue/join``) in ``window.diffkitSent`` and of those the server has answered
+#: (``process_completed`` messages in the page's event streams) in ``window.diffkitDone``
 _COUNT_ANSWERS_JS = """
-window.diffkitAnswered = 0;
+window.diffkitSent = new Set();
+window.diffkitDone = new Set();
 const fetchAnswers = window.fetch;
 window.fetch = async (...args) => {
   const response = await fetchAnswers(...args);
   const url = String((args[0] && args[0].url) || args[0]);
+  if (url.includes('/queue/join')) {
+    response.clone().json().then(j => window.diffkitSent.add(j.event_id)).catch(() => {});
+    return response;
+  }
   if (!url.includes('/queue/data') || !response.body) return response;
   const [page, watched] = response.body.tee();
   (async () => {
@@ -193,9 +206,15 @@ window.fetch = async (...args) => {
     for (;;) {
       const {done, value} = await reader.read();
       if (done) return;
-      const parts = (tail + text.decode(value, {stream: true})).split('process_completed');
-      window.diffkitAnswered += parts.length - 1;
-      tail = parts[parts.length - 1].slice(-20);
+      const lines = (tail + text.decode(value, {stream: true})).split('\\n');
+      tail = lines.pop();
+      for (const line of lines) {
+        if (!line.startsWith('data:')) continue;
+        try {
+          const m = JSON.parse(line.slice(5));
+          if (m.msg === 'process_completed') window.diffkitDone.add(m.event_id);
+        } catch (e) {}
+      }
     }
   })().catch(() => {});  // the page closed the stream
   return new Response(page, {status: response.status, statusText: response.statusText,
@@ -213,16 +232,39 @@ def _keys(box, typed: str) -> None:
     box.press("Enter")
 
 
-def _type(page, box, typed: str, event: bool = True) -> None:
+def _type(page, box, typed: str, trigger: int, where: str) -> None:
     """Type ``typed`` into ``box`` as a user does, key by key over a selected text, then Enter;
-    return once the server has answered (``event``: and once the page has sent a run event)."""
-    answered = page.evaluate("() => window.diffkitAnswered")
-    if event:
-        with page.expect_request(_is_event, timeout=TIMEOUT_MS):
+    return once the server has answered the run event it sent (the event triggered by the
+    component ``trigger``, not a keystroke in a slider's box, which the page skips)."""
+
+    def sent(response) -> bool:
+        if "/queue/join" not in response.url:
+            return False
+        body = json.loads(response.request.post_data or "{}")
+        return body.get("trigger_id") == trigger and w.TYPING not in body.get("data", [])
+
+    try:
+        with page.expect_response(sent, timeout=TIMEOUT_MS) as joined:
             _keys(box, typed)
-    else:
-        _keys(box, typed)
-    page.wait_for_function(f"() => window.diffkitAnswered > {answered}", timeout=TIMEOUT_MS)
+    except Exception as err:  # noqa: BLE001 - say which value sent nothing, show the page
+        page.screenshot(path=str(ROOT / "test-artifacts" / "hub_no_event.png"), full_page=True)
+        raise AssertionError(f"{where}: no run event was sent ({err}); the page: "
+                             f"test-artifacts/hub_no_event.png; trigger {trigger}, last events "
+                             f"{[j[-160:] for j in page.joins[-4:]]}") from None
+    page.wait_for_function("id => window.diffkitDone.has(id)", arg=joined.value.json()["event_id"],
+                           timeout=TIMEOUT_MS)
+    _settle(page)
+
+
+def _settle(page) -> None:
+    """Wait until every event the page has sent is answered, and still is 100 ms later (an
+    answer can chain another event: a view control following a run)."""
+    idle = "() => [...window.diffkitSent].every(id => window.diffkitDone.has(id))"
+    while True:
+        page.wait_for_function(idle, timeout=TIMEOUT_MS)
+        page.wait_for_timeout(100)
+        if page.evaluate(idle):
+            return
 
 
 def _answer(page, elem_id: str, done, where: str, timeout_s: float = 10.0) -> dict:
@@ -239,68 +281,104 @@ def _answer(page, elem_id: str, done, where: str, timeout_s: float = 10.0) -> di
     raise AssertionError(f"{where}: the page did not settle in {timeout_s} s; last {snap}")
 
 
+def _type_bad_values(page, artifacts, where_tab: str, spec: w.Numeric, elem_id: str, cid: int,
+                     screenshot: str | None = None) -> None:
+    """Type :func:`_bad_values` into the box ``elem_id`` (of the component ``cid``) and check what the page does with each
+    (see the module's docstring); ``screenshot``: a file name for the page showing the clamp
+    of the value far above the bounds."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    last = float(box.input_value())
+    snap = page.evaluate(_SNAPSHOT_JS, elem_id)
+    for typed, expect, says in _bad_values(spec):
+        where = f"{where_tab} at {page.width} px, {spec.name} typed {typed!r}"
+        logged = len(_log_lines(artifacts))
+        before = snap["plots"]
+        _type(page, box, typed, cid, where)
+        shown = last if expect is None else expect
+        snap = _answer(page, elem_id, lambda sn, v=shown: _shows(sn, v), where)
+        if typed == "1e9" and screenshot:  # the page with a clamp's message
+            page.wait_for_timeout(500)  # the toast's fade-in
+            page.screenshot(path=str(artifacts / screenshot), full_page=True)
+        page.evaluate(_CLOSE_TOASTS_JS)  # gone before the next value is typed
+        page.wait_for_function("() => !document.querySelector('[data-testid=toast-text]')",
+                               timeout=TIMEOUT_MS)
+        new_lines = _log_lines(artifacts)[logged:]
+        assert len(new_lines) == int(says), f"{where}: log lines {new_lines}"
+        assert snap["errors"] == 0, f"{where}: an error shows"
+        texts = snap["toasts"]
+        if says:
+            assert len(texts) == 1 and spec.name in texts[0], f"{where}: messages {texts}"
+            assert spec.name in new_lines[0]
+        else:
+            assert texts == [], f"{where}: messages {texts}"
+        assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"]), (
+            f"{where}: a plot shows no image")
+        if expect is None:  # refused: every output keeps the last valid run
+            assert snap["plots"] == before, f"{where}: the outputs changed"
+        last = shown
+
+
+def _choose(page, hub_url, module, values: dict) -> None:
+    """Set the tab's choice inputs to ``values`` as a user does (open the dropdown, click the
+    option) and wait for the page to settle."""
+    by_name = {spec.name: elem_id for spec, elem_id, *_
+               in _inputs(hub_url, module.ENDPOINT.api_name, module.ENDPOINT.specs)}
+    for name, value in values.items():
+        assert by_name.get(name), f"{module.TITLE}: input {name} has no elem_id"
+        page.locator(f"#{by_name[name]} input").click()
+        page.get_by_role("option", name=value, exact=True).click()
+        _settle(page)
+
+
 @pytest.mark.parametrize("module", hub.TABS, ids=[_slug(m.TITLE) for m in hub.TABS])
 def test_bad_typed_values_never_break_the_page(wide_page, module, artifacts, hub_url,
                                               wait_until_idle):
+    """Every numeric input of the tab's endpoint (the hidden ones after the choice that shows
+    them, from the tab's ``reveal``), then every view control (``VIEW_CONTROLS``); no other numeric box
+    may exist."""
     page = wide_page
     panel = _open_tab(page, module.TITLE)
     assert _plots_shown(panel) >= 1
     wait_until_idle(page, quiet_ms=300)
-    inputs = [(spec, elem_id, kind) for spec, elem_id, kind, visible
-              in _numeric_inputs(hub_url, module) if visible]
-    assert inputs, f"{module.TITLE} has no numeric input"
+    inputs = _numeric_inputs(hub_url, module)
+    shown = [(spec, elem_id, cid) for spec, elem_id, _, visible, cid in inputs if visible]
+    assert shown, f"{module.TITLE} has no numeric input"
+    assert all(kind in ("slider", "number") for _, _, kind, *_ in inputs)
     page.evaluate(_CLOSE_TOASTS_JS)
-    for spec, elem_id, kind in inputs:
-        assert kind in ("slider", "number"), f"{spec.name}: a {kind}"
-        box = page.locator(f"#{elem_id} input[type=number]")
-        last = float(box.input_value())
-        snap = page.evaluate(_SNAPSHOT_JS, elem_id)
-        for typed, expect, says in _bad_values(spec):
-            where = f"{module.TITLE} at {page.width} px, {spec.name} typed {typed!r}"
-            logged = len(_log_lines(artifacts))
-            before = snap["plots"]
-            _type(page, box, typed)
-            shown = last if expect is None else expect
-            snap = _answer(page, elem_id, lambda sn, v=shown: _shows(sn, v), where)
-            if typed == "1e9" and spec is inputs[-1][0]:  # the page with a clamp's message
-                page.wait_for_timeout(500)  # the toast's fade-in
-                page.screenshot(path=str(
-                    artifacts / f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png"),
-                    full_page=True)
-            page.evaluate(_CLOSE_TOASTS_JS)  # gone before the next value is typed
-            page.wait_for_function("() => !document.querySelector('[data-testid=toast-text]')",
-                                   timeout=TIMEOUT_MS)
-            new_lines = _log_lines(artifacts)[logged:]
-            assert len(new_lines) == int(says), f"{where}: log lines {new_lines}"
-            assert snap["errors"] == 0, f"{where}: an error shows"
-            texts = snap["toasts"]
-            if says:
-                assert len(texts) == 1 and spec.name in texts[0], f"{where}: messages {texts}"
-                assert spec.name in new_lines[0]
-            else:
-                assert texts == [], f"{where}: messages {texts}"
-            assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"]), (
-                f"{where}: a plot shows no image")
-            if expect is None:  # refused: every output keeps the last valid run
-                assert snap["plots"] == before, f"{where}: the outputs changed"
-            last = shown
-    # numeric boxes of the tab outside its endpoint's inputs (the dLLM tab's round slider):
-    # whatever is typed, no error shows and the log holds no traceback
-    ids = {elem_id for _, elem_id, _ in inputs}
+    for spec, elem_id, cid in shown:
+        _type_bad_values(page, artifacts, module.TITLE, spec, elem_id, cid, screenshot=(
+            f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png"
+            if spec is shown[-1][0] else None))
+    # inputs hidden until a choice shows them (the dLLM tab's strategy options)
+    groups: dict[tuple, list] = {}
+    for spec, elem_id, _, visible, cid in inputs:
+        if not visible:
+            assert hasattr(module, "reveal"), f"{module.TITLE}: {spec.name} is never shown"
+            groups.setdefault(tuple(module.reveal(spec.name).items()), []).append(
+                (spec, elem_id, cid))
+    for choice, group in groups.items():
+        _choose(page, hub_url, module, dict(choice))
+        for spec, elem_id, cid in group:
+            page.locator(f"#{elem_id}").wait_for(state="visible", timeout=TIMEOUT_MS)
+            _type_bad_values(page, artifacts, f"{module.TITLE} ({dict(choice)})", spec, elem_id,
+                             cid)
+    if groups:
+        _choose(page, hub_url, module, {k: module.ENDPOINT.defaults[k]
+                                        for choice in groups for k, _ in choice})
+    # view controls (the dLLM tab's round slider): the same contract
+    views = [(view.spec, *_inputs(hub_url, view.api_name, [view.spec])[0][1::3])
+             for view in getattr(module, "VIEW_CONTROLS", ())]
+    for spec, elem_id, cid in views:
+        _type_bad_values(page, artifacts, module.TITLE, spec, elem_id, cid,
+                         screenshot=f"hub_{_slug(module.TITLE)}_view_{page.width}.png")
+    # no numeric box of the tab is left unchecked
+    checked = {elem_id for _, elem_id, *_ in inputs} | {elem_id for _, elem_id, _ in views}
     others = page.evaluate("""() => {
       const panel = [...document.querySelectorAll('[role=tabpanel]')].find(p => p.offsetParent);
       return [...panel.querySelectorAll('input[type=number]')].filter(b => b.offsetParent)
         .map(b => (b.closest('[id]') || {}).id || '');
     }""")
-    for elem_id in [i for i in others if i not in ids]:
-        assert elem_id, f"{module.TITLE}: a numeric box without an elem_id"
-        box = page.locator(f"#{elem_id} input[type=number]")
-        for typed in ("-1e9", "", "1e9", "0.37"):
-            _type(page, box, typed, event=False)
-            snap = _answer(page, elem_id, lambda sn: True, f"{elem_id} typed {typed!r}")
-            assert snap["errors"] == 0, f"{module.TITLE}, #{elem_id} typed {typed!r}: an error"
-            assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"])
-        page.evaluate(_CLOSE_TOASTS_JS)
+    assert set(others) <= checked, f"{module.TITLE}: unchecked boxes {set(others) - checked}"
     assert not page.errors, page.errors
     log = (artifacts / "hub.log").read_text()
     assert "Traceback" not in log, log[log.index("Traceback"):][:2000]

@@ -2,15 +2,18 @@
 
 Both ways: the full lessons pass nbval with their solutions (CI's nbval run), and here, in the
 student version, every ``exercise-check`` cell *fails*: each lesson with an exercise is written
-with its solution cells stubbed, executed in a kernel (``DIFFKIT_FAST=1``) up to its last check,
-and every check must raise while every other cell before it runs cleanly. So no exercise passes
+with its solution cells stubbed, executed in a kernel (``DIFFKIT_FAST=1``) up to its last check
+(``tools/student.py --verify``), and every check must raise while every other cell before it
+runs cleanly. So no exercise passes
 without work, and the stubs still run.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -67,32 +70,29 @@ def test_every_check_has_a_solution_before_it():
         assert solutions and min(solutions) < min(checks), path.name
 
 
-@pytest.mark.timeout(900)  # a lesson run in a kernel: about a minute on a quiet 2-core machine
-@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
-def test_each_exercise_fails_in_the_student_version(path, tmp_path):
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> dict:
+    """``tools/student.py --verify`` on every lesson with an exercise, two lessons at a time
+    (each kernel runs one thread: the two cores run two lessons), the longest first."""
+    out = tmp_path_factory.mktemp("student")
 
-    (target,) = student.write_student([path], tmp_path)
-    nb = nbformat.read(target, as_version=4)
-    checks = _tagged(nb, student.CHECK)
-    nb.cells = nb.cells[:max(checks) + 1]  # nothing after the last check is needed
-    env = dict(os.environ, DIFFKIT_FAST="1", MPLBACKEND="Agg", OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    client = NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "lessons")}})
-    old = dict(os.environ)
-    os.environ.update(env)  # the kernel inherits this process's environment
-    try:
-        with client.setup_kernel():
-            for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                if i in checks:
-                    with pytest.raises(CellExecutionError):
-                        client.execute_cell(cell, i)
-                else:
-                    client.execute_cell(cell, i)  # every other cell runs with the stubs
-    finally:
-        os.environ.clear()
-        os.environ.update(old)
+    def run(path):
+        proc = subprocess.run([sys.executable, str(ROOT / "tools" / "student.py"), "--verify",
+                               "--out", str(out / path.stem), str(path)],
+                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+        lines = proc.stdout.strip().splitlines()
+        assert lines, f"{path.name}: no report; stderr: {proc.stderr[-2000:]}"
+        return json.loads(lines[-1])
+
+    longest_first = sorted(WITH_EXERCISES, key=lambda p: -p.stat().st_size)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return {r["lesson"]: r for r in pool.map(run, longest_first)}
+
+
+@pytest.mark.timeout(900)  # every lesson run in a kernel: about two minutes on 2 cores
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_each_exercise_fails_in_the_student_version(path, reports):
+    report = reports[path.name]
+    assert report["checks"], f"{path.name}: no exercise-check cell"
+    assert report["checks_passed"] == [], f"{path.name}: checks that pass unsolved"
+    assert report["cells_failed"] == [], f"{path.name}: cells that fail with the stubs"

@@ -209,3 +209,30 @@ def test_served_api_is_named_and_refuses_with_the_plain_message():
             client.predict(t=1.5, api_name="/area")
     finally:
         demo.close()
+
+
+def test_view_control_clamps_refuses_and_says_so_once(monkeypatch):
+    """A view control (re-draws the last run from its state) keeps the inputs' contract: a value
+    out of bounds is clamped and shown, a value that is not whole is refused with the last value
+    written back and the output kept, a keystroke does nothing; its API is strict."""
+    warned = []
+    monkeypatch.setattr(gr, "Warning", lambda msg, *a, **k: warned.append(msg))
+    spec = w.Numeric("upto", 0, 4, 0, integer=True)
+    view = w.View(lambda upto, record: f"{record['name']} up to {upto}", spec, api_name="cut")
+    with gr.Blocks():
+        comp = spec.slider(value=2, elem_id="cut-upto")
+        state, out = gr.State({"name": "run"}), gr.HTML()
+        view.wire(comp, [state], [out])
+    page = view.page_function(1)
+    assert page(9, 2, {"name": "run"}) == ["run up to 4", 4, 4]  # clamped, written back
+    assert warned == ["upto = 9 is outside 0..4: ran 4 instead."]
+    assert page(3, 4, {"name": "run"}) == ["run up to 3", gr.skip(), 3]  # the box already shows 3
+    assert page(1.5, 3, {"name": "run"}) == [gr.skip(), 3, gr.skip()]  # refused: shows 3 again
+    assert "upto must be a whole number in 0..4; got 1.5, which is not whole" in warned[-1]
+    assert page(None, 3, {"name": "run"}) == [gr.skip(), 3, gr.skip()]  # an empty box
+    n = len(warned)
+    assert page(w.TYPING, 3, {"name": "run"}) == [gr.skip()] * 3 and len(warned) == n
+    api = view.api_function()
+    assert api(2, {"name": "run"}) == "run up to 2"
+    with pytest.raises(gr.Error, match=r"upto must be a whole number in 0\.\.4; got 9"):
+        api(9, {"name": "run"})

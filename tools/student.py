@@ -12,7 +12,12 @@ Usage (``make student``)::
 
     python tools/student.py [--out build/student] [lessons/*.ipynb ...]
 
-With no notebook given, every ``lessons/NN_*.ipynb`` is written to ``--out``.
+With no notebook given, every ``lessons/NN_*.ipynb`` is written to ``--out``. With ``--verify``,
+each student version written is also executed (``DIFFKIT_FAST=1``, in a Jupyter kernel) up to
+its last check, and a JSON report per lesson is printed: a check that passes, or any other cell
+that raises, is a fault of the lesson (exit status 1). After editing a lesson::
+
+    python tools/student.py --verify --out /tmp/student lessons/07_guidance.ipynb
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -101,19 +108,67 @@ def write_student(notebooks, out_dir: Path) -> list[Path]:
     return written
 
 
+def verify(target: Path, timeout: int = 600) -> dict:
+    """Execute the student notebook ``target`` (written by :func:`write_student`) in a kernel,
+    from the lessons' folder, up to its last ``exercise-check`` cell. Returns
+    ``{"lesson", "checks", "checks_passed", "cells_failed"}``: the indices of the check cells,
+    those that did *not* raise (each should: the solution is a stub), and the other cells that
+    raised (none should: the stubs still run), with the error's last lines."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(target, as_version=4)
+    checks = [i for i, c in enumerate(nb.cells) if CHECK in tags(c)]
+    report = {"lesson": Path(target).name, "checks": checks, "checks_passed": [],
+              "cells_failed": []}
+    if not checks:
+        return report
+    nb.cells = nb.cells[:max(checks) + 1]  # nothing after the last check is needed
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "lessons")}})
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, i)
+            except CellExecutionError as err:
+                if i not in checks:
+                    report["cells_failed"].append({"cell": i, "error": str(err)[-1500:]})
+            else:
+                if i in checks:
+                    report["checks_passed"].append(i)
+    return report
+
+
+#: the kernel of :func:`verify` runs the lessons as CI does: fast, headless, one thread
+VERIFY_ENV = {"DIFFKIT_FAST": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks (default: lessons/NN_*.ipynb)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "student",
                         help="output folder (default build/student)")
+    parser.add_argument("--verify", action="store_true",
+                        help="also execute each student version up to its last check and print "
+                             "a JSON report per lesson (exit 1 if a check passes or a cell fails)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    faults = 0
     for path in write_student(notebooks, args.out):
-        nb = nbformat.read(path, as_version=4)
-        n = sum(SOLUTION in tags(c) for c in nb.cells)
-        print(f"{path}: {n} solution cell(s) stubbed")
-    return 0
+        if not args.verify:
+            nb = nbformat.read(path, as_version=4)
+            n = sum(SOLUTION in tags(c) for c in nb.cells)
+            print(f"{path}: {n} solution cell(s) stubbed")
+            continue
+        os.environ.update(VERIFY_ENV)  # the kernel inherits this process's environment
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+        report = verify(path)
+        faults += bool(report["checks_passed"] or report["cells_failed"])
+        print(json.dumps(report), flush=True)
+    return 1 if faults else 0
 
 
 if __name__ == "__main__":
