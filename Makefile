@@ -16,7 +16,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 help:
 	@echo "make setup     create .venv and install diffkit with its extras (once; again when pyproject.toml changes)"
 	@echo "make demo      set up, then launch the demo hub on http://$(HOST):$(PORT)"
-	@echo "make test      set up, then run the whole suite (pytest tests + nbval lessons/)"
+	@echo "make test      set up, then run the whole suite (pytest tests + nbval lessons/; JOBS=2 workers)"
 	@echo "make chromium  install Debian's chromium for the browser tests if it is missing"
 	@echo "make lab       set up, then JupyterLab on lessons/ (open the URL with ?token=... it prints)"
 	@echo "make student   write the student version of the lessons (solutions stubbed) to $(STUDENT)"
@@ -55,10 +55,16 @@ chromium:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	fi
 
+# The suite in three runs. What does not serve the hub runs on $(JOBS) workers (pytest-xdist, a
+# test file per worker, one torch thread each); the hub's app and browser tests run one at a
+# time (they measure latencies and drive one browser); then the lessons, a notebook per worker.
+JOBS ?= 2
 test: setup chromium
-	$(BIN)/python -m pytest tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadfile -m "not app and not browser" tests
+	$(BIN)/python -m pytest -m "app or browser" tests
 	@if ls lessons/*.ipynb >/dev/null 2>&1; then \
-	  DIFFKIT_FAST=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env lessons/; \
+	  DIFFKIT_FAST=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadfile \
+	    --nbval-lax --nbval-current-env lessons/; \
 	else echo "no lessons/*.ipynb yet: nbval skipped"; fi
 
 lab: setup
