@@ -108,12 +108,19 @@ def write_student(notebooks, out_dir: Path) -> list[Path]:
     return written
 
 
-def verify(target: Path, timeout: int = 600) -> dict:
+def verify(target: Path, timeout: int = 300) -> dict:
     """Execute the student notebook ``target`` (written by :func:`write_student`) in a kernel,
     from the lessons' folder, up to its last ``exercise-check`` cell. Returns
     ``{"lesson", "checks", "checks_passed", "cells_failed"}``: the indices of the check cells,
     those that did *not* raise (each should: the solution is a stub), and the other cells that
-    raised (none should: the stubs still run), with the error's last lines."""
+    raised (none should: the stubs still run), with the error's last lines. ``timeout``: the
+    seconds a cell may run.
+
+    The kernel talks over unix sockets in a private folder, not TCP ports: several lessons
+    verified at once (``tests/test_student.py`` runs two) cannot pick the same port."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -124,20 +131,23 @@ def verify(target: Path, timeout: int = 600) -> dict:
     if not checks:
         return report
     nb.cells = nb.cells[:max(checks) + 1]  # nothing after the last check is needed
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "lessons")}})
-    with client.setup_kernel():
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            try:
-                client.execute_cell(cell, i)
-            except CellExecutionError as err:
-                if i not in checks:
-                    report["cells_failed"].append({"cell": i, "error": str(err)[-1500:]})
-            else:
-                if i in checks:
-                    report["checks_passed"].append(i)
+    with tempfile.TemporaryDirectory(prefix="diffkit-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc",
+                           ip=os.path.join(sockets, "kernel"))
+        client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(ROOT / "lessons")}})
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                try:
+                    client.execute_cell(cell, i)
+                except CellExecutionError as err:
+                    if i not in checks:
+                        report["cells_failed"].append({"cell": i, "error": str(err)[-1500:]})
+                else:
+                    if i in checks:
+                        report["checks_passed"].append(i)
     return report
 
 
