@@ -417,9 +417,6 @@ class Endpoint:
     def cache_info(self):
         return self._cached.cache_info()
 
-    def _refuse(self, where: str, err: Exception) -> None:
-        LOG.info("/%s %s: %s", self.api_name, where, err)
-
     # wiring --------------------------------------------------------------------------------
     def api_function(self) -> Callable:
         """The named API's function: parameters named after the specs (with their defaults),
@@ -429,17 +426,13 @@ class Endpoint:
             try:
                 values, _ = self.validate(dict(zip(self.names, args)), clamp=False)
             except Rejected as err:
-                self._refuse("refused", err)
+                _log(self.api_name, "refused", err)
                 raise gr.Error(str(err), print_exception=False) from None
             out = self.cached(values)
             return out[0] if len(out) == 1 else out  # gradio takes one output as is
 
-        api.__signature__ = inspect.Signature([
-            inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
-            for n, d in self.defaults.items()])
-        api.__name__ = api.__qualname__ = self.api_name.replace("-", "_")
-        api.__doc__ = f"The {self.api_name} endpoint: inputs {', '.join(self.names)}."
-        return api
+        return _named(api, self.api_name, self.defaults,
+                      f"The {self.api_name} endpoint: inputs {', '.join(self.names)}.")
 
     def page_function(self, inputs: Mapping[str, Any]) -> Callable:
         """The page's handler: clamps, refuses with a toast, keeps outputs on a refusal, writes
@@ -454,13 +447,13 @@ class Endpoint:
             try:
                 values, notes = self.validate(raw, clamp=True)
             except Rejected as err:
-                self._refuse("refused", err)
+                _log(self.api_name, "refused", err)
                 gr.Warning(f"{err}. Kept the last run.")
                 n_out = len(self._outputs)
                 boxes = [last[n] if _differs(raw[n], last[n]) else gr.skip() for n in self.names]
                 return [gr.skip()] * n_out + boxes + [last]
             for note in notes:
-                self._refuse("clamped", note)
+                _log(self.api_name, "clamped", note)
                 gr.Warning(note)
             outputs = self.cached(values)
             # only a box showing something else is rewritten: rewriting a slider mid-drag would
@@ -488,11 +481,8 @@ class Endpoint:
                       api_visibility="private", trigger_mode=trigger_mode,
                       show_progress="minimal", js=_typed_values_js(self.specs, comps, self.api_name))
         _watch_boxes([c.elem_id for s, c in zip(self.specs, comps) if isinstance(s, Numeric)])
-        # The named API: the same components, a strict function with named parameters, on a
-        # trigger no user sees (an invisible button).
-        hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
-        hidden.click(self.api_function(), inputs=comps, outputs=self._outputs,
-                     api_name=self.api_name)
+        # the named API: the same components, a strict function with named parameters
+        _register_api(self.api_name, self.api_function(), comps, self._outputs)
         return event
 
     def presets(self, presets: Mapping[str, Mapping[str, Any]], *, label: str = "preset",
@@ -541,12 +531,12 @@ class View:
             try:
                 v, note = self.spec.check(value, clamp=True)
             except Rejected as err:
-                LOG.info("/%s refused: %s", self.api_name, err)
+                _log(self.api_name, "refused", err)
                 gr.Warning(f"{err}. Kept the view.")
                 box = last if last is not None and _differs(value, last) else gr.skip()
                 return [gr.skip()] * n_outputs + [box, gr.skip()]
             if note:
-                LOG.info("/%s clamped: %s", self.api_name, note)
+                _log(self.api_name, "clamped", note)
                 gr.Warning(note)
             out = self.show(v, *state)
             out = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -559,17 +549,13 @@ class View:
             try:
                 v, _ = self.spec.check(value, clamp=False)
             except Rejected as err:
-                LOG.info("/%s refused: %s", self.api_name, err)
+                _log(self.api_name, "refused", err)
                 raise gr.Error(str(err), print_exception=False) from None
             return self.show(v, *state)
 
-        api.__signature__ = inspect.Signature([  # the state comes from the session, not the call
-            inspect.Parameter(self.spec.name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              default=self.spec.default),
-            inspect.Parameter("state", inspect.Parameter.VAR_POSITIONAL)])
-        api.__name__ = api.__qualname__ = self.api_name.replace("-", "_")
-        api.__doc__ = f"The {self.api_name} view: input {self.spec.name}."
-        return api
+        # the state comes from the session, not from the call
+        return _named(api, self.api_name, {self.spec.name: self.spec.default},
+                      f"The {self.api_name} view: input {self.spec.name}.", state=True)
 
     def wire(self, comp, state: Sequence, outputs: Sequence) -> None:
         """Wire ``comp`` (a slider or number box made from :attr:`spec`) to ``outputs`` through
@@ -584,15 +570,40 @@ class View:
               js=_typed_values_js([self.spec, None] + [None] * len(state),
                                   [comp, self.last, *state], self.api_name))
         _watch_boxes([comp.elem_id])
-        hidden = gr.Button(visible=False, elem_id=f"{self.api_name}-api-trigger")
-        hidden.click(self.api_function(), inputs=[comp, *state], outputs=outputs,
-                     api_name=self.api_name)
+        _register_api(self.api_name, self.api_function(), [comp, *state], outputs)
 
     def follow(self, event) -> None:
         """After each ``event`` that may write the control (a run of the tab), record the value
         it shows as the view's last one."""
         event.then(lambda v: v, inputs=self.comp, outputs=self.last, api_visibility="private",
                    show_progress="hidden")
+
+
+def _log(api_name: str, where: str, message) -> None:
+    """The one server-log line of a clamped or refused value (never a traceback)."""
+    LOG.info("/%s %s: %s", api_name, where, message)
+
+
+def _named(api: Callable, api_name: str, defaults: Mapping[str, Any], doc: str,
+           state: bool = False) -> Callable:
+    """``api`` with the parameters ``defaults`` (name: default) as its signature, so the named
+    API lists them and takes them by keyword; ``state``: it also takes the session's state
+    after them (``gr.State`` inputs, which the API does not list)."""
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d)
+              for n, d in defaults.items()]
+    if state:
+        params.append(inspect.Parameter("state", inspect.Parameter.VAR_POSITIONAL))
+    api.__signature__ = inspect.Signature(params)
+    api.__name__ = api.__qualname__ = api_name.replace("-", "_")
+    api.__doc__ = doc
+    return api
+
+
+def _register_api(api_name: str, fn: Callable, inputs: Sequence, outputs: Sequence) -> None:
+    """The named API ``/<api_name>``: ``fn`` over ``inputs`` and ``outputs``, on a trigger no
+    user sees (an invisible button)."""
+    hidden = gr.Button(visible=False, elem_id=f"{api_name}-api-trigger")
+    hidden.click(fn, inputs=list(inputs), outputs=list(outputs), api_name=api_name)
 
 
 def _triggers(comps) -> list:

@@ -1,30 +1,16 @@
-"""How pytest runs the lessons (``make test`` runs nbval over this folder on two workers).
-
-Each notebook's kernel talks to nbval over unix sockets in a private folder instead of TCP ports
-on 127.0.0.1: two kernels started at once by two workers cannot be given the same port.
+"""How pytest runs the lessons (``make test`` runs nbval over this folder on two workers): each
+notebook's kernel talks to nbval over unix sockets (``tools/kernels.py``), so two kernels started
+at once by two workers cannot be given the same TCP port.
 """
 
 from __future__ import annotations
 
-import atexit
-import os
-import shutil
-import tempfile
+import sys
+from pathlib import Path
 
 import nbval.kernel
-from jupyter_client.manager import KernelManager
 
-_SOCKETS = tempfile.mkdtemp(prefix="diffkit-kernels-")
-atexit.register(shutil.rmtree, _SOCKETS, ignore_errors=True)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from kernels import SocketKernelManager  # noqa: E402
 
-
-class _SocketKernelManager(KernelManager):
-    """A kernel manager whose kernels listen on unix sockets named after a fresh prefix."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("transport", "ipc")
-        kwargs.setdefault("ip", tempfile.mktemp(prefix="kernel-", dir=_SOCKETS))
-        super().__init__(**kwargs)
-
-
-nbval.kernel.KernelManager = _SocketKernelManager
+nbval.kernel.KernelManager = SocketKernelManager

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -121,10 +122,19 @@ def _log_lines(artifacts) -> list[str]:
             if ln.startswith("diffkit.apps:")]
 
 
-def _inputs(hub_url, api: str, specs) -> list[tuple[object, str, str, bool, int]]:
-    """``(spec, elem_id, kind, visible, component id)`` of every input of the named API ``api`` (kind: the
-    component's type, such as ``slider`` or ``number``), read from the served page's config:
-    the named API's event lists its components in the specs' order."""
+class Input(NamedTuple):
+    """One input of a named API as the served page has it."""
+
+    spec: object  # the tab's spec (w.Numeric, w.Choice, ...)
+    elem_id: str | None
+    kind: str  # the component's type: slider, number, dropdown, ...
+    visible: bool
+    cid: int  # the component's id (an event's trigger_id)
+
+
+def _inputs(hub_url, api: str, specs) -> list[Input]:
+    """Every input of the named API ``api``, read from the served page's config: the named
+    API's event lists its components in the specs' order."""
     config = httpx.get(hub_url + "config", timeout=30).json()
     comps = {c["id"]: c for c in config["components"]}
     (dep,) = [d for d in config["dependencies"] if d.get("api_name") == api]
@@ -132,17 +142,16 @@ def _inputs(hub_url, api: str, specs) -> list[tuple[object, str, str, bool, int]
     out = []
     for spec, cid in zip(specs, dep["inputs"]):
         props = comps[cid]["props"]
-        out.append((spec, props.get("elem_id"), comps[cid]["type"],
-                    props.get("visible", True) is not False, cid))
+        out.append(Input(spec, props.get("elem_id"), comps[cid]["type"],
+                         props.get("visible", True) is not False, cid))
     return out
 
 
-def _numeric_inputs(hub_url, module) -> list[tuple[w.Numeric, str, str, bool, int]]:
-    """The numeric inputs of ``module``'s endpoint (see :func:`_inputs`), each with an elem_id."""
-    out = [i for i in _inputs(hub_url, module.ENDPOINT.api_name, module.ENDPOINT.specs)
-           if isinstance(i[0], w.Numeric)]
-    for spec, elem_id, *_ in out:
-        assert elem_id, f"{module.ENDPOINT.api_name}: input {spec.name} has no elem_id"
+def _numeric_inputs(hub_url, api: str, specs) -> list[Input]:
+    """The numeric inputs of the named API ``api`` (see :func:`_inputs`), each with an elem_id."""
+    out = [i for i in _inputs(hub_url, api, specs) if isinstance(i.spec, w.Numeric)]
+    for i in out:
+        assert i.elem_id, f"{api}: input {i.spec.name} has no elem_id"
     return out
 
 
@@ -159,7 +168,8 @@ def _bad_values(spec: w.Numeric) -> list[tuple[str, float | None, bool]]:
 
 
 #: what the checks read, in one call: the box's text, whether an event is in flight (gradio
-#: marks its outputs ``.pending``), the toasts' texts, error toasts and badges, the plots' images
+#: marks its outputs ``.pending``), the toasts' texts, error toasts and badges, the outputs (the
+#: plots' images and the tables' HTML)
 _SNAPSHOT_JS = """(id) => {
   const panel = [...document.querySelectorAll('[role=tabpanel]')].find(p => p.offsetParent);
   const box = document.querySelector('#' + CSS.escape(id) + ' input[type=number]');
@@ -171,6 +181,7 @@ _SNAPSHOT_JS = """(id) => {
             + [...panel.querySelectorAll('.error')].filter(e => e.offsetParent).length,
     plots: [...panel.querySelectorAll('[data-testid=matplotlib]')]
            .map(p => (p.querySelector('img') || {}).src || ''),
+    tables: [...panel.querySelectorAll('table')].map(t => t.outerHTML),
   };
 }"""
 _CLOSE_TOASTS_JS = "() => document.querySelectorAll('[data-testid=toast-close]')" \
@@ -281,18 +292,19 @@ def _answer(page, elem_id: str, done, where: str, timeout_s: float = 10.0) -> di
     raise AssertionError(f"{where}: the page did not settle in {timeout_s} s; last {snap}")
 
 
-def _type_bad_values(page, artifacts, where_tab: str, spec: w.Numeric, elem_id: str, cid: int,
+def _type_bad_values(page, artifacts, where_tab: str, box_input: Input,
                      screenshot: str | None = None) -> None:
-    """Type :func:`_bad_values` into the box ``elem_id`` (of the component ``cid``) and check what the page does with each
-    (see the module's docstring); ``screenshot``: a file name for the page showing the clamp
-    of the value far above the bounds."""
+    """Type :func:`_bad_values` into the box of ``box_input`` and check what the page does with
+    each (see the module's docstring); ``screenshot``: a file name for the page showing the
+    clamp of the value far above the bounds."""
+    spec, elem_id, cid = box_input.spec, box_input.elem_id, box_input.cid
     box = page.locator(f"#{elem_id} input[type=number]")
     last = float(box.input_value())
     snap = page.evaluate(_SNAPSHOT_JS, elem_id)
     for typed, expect, says in _bad_values(spec):
         where = f"{where_tab} at {page.width} px, {spec.name} typed {typed!r}"
         logged = len(_log_lines(artifacts))
-        before = snap["plots"]
+        before = snap["plots"], snap["tables"]
         _type(page, box, typed, cid, where)
         shown = last if expect is None else expect
         snap = _answer(page, elem_id, lambda sn, v=shown: _shows(sn, v), where)
@@ -314,15 +326,15 @@ def _type_bad_values(page, artifacts, where_tab: str, spec: w.Numeric, elem_id: 
         assert snap["plots"] and all(p.startswith("data:image/") for p in snap["plots"]), (
             f"{where}: a plot shows no image")
         if expect is None:  # refused: every output keeps the last valid run
-            assert snap["plots"] == before, f"{where}: the outputs changed"
+            assert (snap["plots"], snap["tables"]) == before, f"{where}: the outputs changed"
         last = shown
 
 
 def _choose(page, hub_url, module, values: dict) -> None:
     """Set the tab's choice inputs to ``values`` as a user does (open the dropdown, click the
     option) and wait for the page to settle."""
-    by_name = {spec.name: elem_id for spec, elem_id, *_
-               in _inputs(hub_url, module.ENDPOINT.api_name, module.ENDPOINT.specs)}
+    by_name = {i.spec.name: i.elem_id
+               for i in _inputs(hub_url, module.ENDPOINT.api_name, module.ENDPOINT.specs)}
     for name, value in values.items():
         assert by_name.get(name), f"{module.TITLE}: input {name} has no elem_id"
         page.locator(f"#{by_name[name]} input").click()
@@ -340,39 +352,36 @@ def test_bad_typed_values_never_break_the_page(wide_page, module, artifacts, hub
     panel = _open_tab(page, module.TITLE)
     assert _plots_shown(panel) >= 1
     wait_until_idle(page, quiet_ms=300)
-    inputs = _numeric_inputs(hub_url, module)
-    shown = [(spec, elem_id, cid) for spec, elem_id, _, visible, cid in inputs if visible]
+    inputs = _numeric_inputs(hub_url, module.ENDPOINT.api_name, module.ENDPOINT.specs)
+    shown = [i for i in inputs if i.visible]
     assert shown, f"{module.TITLE} has no numeric input"
-    assert all(kind in ("slider", "number") for _, _, kind, *_ in inputs)
+    assert all(i.kind in ("slider", "number") for i in inputs)
     page.evaluate(_CLOSE_TOASTS_JS)
-    for spec, elem_id, cid in shown:
-        _type_bad_values(page, artifacts, module.TITLE, spec, elem_id, cid, screenshot=(
-            f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png"
-            if spec is shown[-1][0] else None))
+    for i in shown:
+        _type_bad_values(page, artifacts, module.TITLE, i, screenshot=(
+            f"hub_{_slug(module.TITLE)}_bad_values_{page.width}.png" if i is shown[-1] else None))
     # inputs hidden until a choice shows them (the dLLM tab's strategy options)
-    groups: dict[tuple, list] = {}
-    for spec, elem_id, _, visible, cid in inputs:
-        if not visible:
-            assert hasattr(module, "reveal"), f"{module.TITLE}: {spec.name} is never shown"
-            groups.setdefault(tuple(module.reveal(spec.name).items()), []).append(
-                (spec, elem_id, cid))
+    groups: dict[tuple, list[Input]] = {}
+    for i in inputs:
+        if not i.visible:
+            assert hasattr(module, "reveal"), f"{module.TITLE}: {i.spec.name} is never shown"
+            groups.setdefault(tuple(module.reveal(i.spec.name).items()), []).append(i)
     for choice, group in groups.items():
         _choose(page, hub_url, module, dict(choice))
-        for spec, elem_id, cid in group:
-            page.locator(f"#{elem_id}").wait_for(state="visible", timeout=TIMEOUT_MS)
-            _type_bad_values(page, artifacts, f"{module.TITLE} ({dict(choice)})", spec, elem_id,
-                             cid)
+        for i in group:
+            page.locator(f"#{i.elem_id}").wait_for(state="visible", timeout=TIMEOUT_MS)
+            _type_bad_values(page, artifacts, f"{module.TITLE} ({dict(choice)})", i)
     if groups:
         _choose(page, hub_url, module, {k: module.ENDPOINT.defaults[k]
                                         for choice in groups for k, _ in choice})
     # view controls (the dLLM tab's round slider): the same contract
-    views = [(view.spec, *_inputs(hub_url, view.api_name, [view.spec])[0][1::3])
-             for view in getattr(module, "VIEW_CONTROLS", ())]
-    for spec, elem_id, cid in views:
-        _type_bad_values(page, artifacts, module.TITLE, spec, elem_id, cid,
+    views = [i for view in getattr(module, "VIEW_CONTROLS", ())
+             for i in _numeric_inputs(hub_url, view.api_name, [view.spec])]
+    for i in views:
+        _type_bad_values(page, artifacts, module.TITLE, i,
                          screenshot=f"hub_{_slug(module.TITLE)}_view_{page.width}.png")
     # no numeric box of the tab is left unchecked
-    checked = {elem_id for _, elem_id, *_ in inputs} | {elem_id for _, elem_id, _ in views}
+    checked = {i.elem_id for i in inputs + views}
     others = page.evaluate("""() => {
       const panel = [...document.querySelectorAll('[role=tabpanel]')].find(p => p.offsetParent);
       return [...panel.querySelectorAll('input[type=number]')].filter(b => b.offsetParent)

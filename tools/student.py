@@ -116,11 +116,9 @@ def verify(target: Path, timeout: int = 300) -> dict:
     raised (none should: the stubs still run), with the error's last lines. ``timeout``: the
     seconds a cell may run.
 
-    The kernel talks over unix sockets in a private folder, not TCP ports: several lessons
-    verified at once (``tests/test_student.py`` runs two) cannot pick the same port."""
-    import tempfile
-
-    from jupyter_client.manager import KernelManager
+    The kernel talks over unix sockets (:mod:`kernels`): several lessons verified at once
+    (``tests/test_student.py`` runs two) cannot pick the same port."""
+    from kernels import SocketKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -131,23 +129,21 @@ def verify(target: Path, timeout: int = 300) -> dict:
     if not checks:
         return report
     nb.cells = nb.cells[:max(checks) + 1]  # nothing after the last check is needed
-    with tempfile.TemporaryDirectory(prefix="diffkit-kernel-") as sockets:
-        km = KernelManager(kernel_name="python3", transport="ipc",
-                           ip=os.path.join(sockets, "kernel"))
-        client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(ROOT / "lessons")}})
-        with client.setup_kernel():
-            for i, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                try:
-                    client.execute_cell(cell, i)
-                except CellExecutionError as err:
-                    if i not in checks:
-                        report["cells_failed"].append({"cell": i, "error": str(err)[-1500:]})
-                else:
-                    if i in checks:
-                        report["checks_passed"].append(i)
+    client = NotebookClient(nb, km=SocketKernelManager(kernel_name="python3"), timeout=timeout,
+                            kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "lessons")}})
+    with client.setup_kernel():
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            try:
+                client.execute_cell(cell, i)
+            except CellExecutionError as err:
+                if i not in checks:
+                    report["cells_failed"].append({"cell": i, "error": str(err)[-1500:]})
+            else:
+                if i in checks:
+                    report["checks_passed"].append(i)
     return report
 
 
@@ -166,6 +162,9 @@ def main(argv=None) -> int:
                              "a JSON report per lesson (exit 1 if a check passes or a cell fails)")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+    if args.verify:  # the kernels inherit this process's environment
+        os.environ.update(VERIFY_ENV)
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
     faults = 0
     for path in write_student(notebooks, args.out):
         if not args.verify:
@@ -173,8 +172,6 @@ def main(argv=None) -> int:
             n = sum(SOLUTION in tags(c) for c in nb.cells)
             print(f"{path}: {n} solution cell(s) stubbed")
             continue
-        os.environ.update(VERIFY_ENV)  # the kernel inherits this process's environment
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
         report = verify(path)
         faults += bool(report["checks_passed"] or report["cells_failed"])
         print(json.dumps(report), flush=True)
